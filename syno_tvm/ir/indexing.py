@@ -14,9 +14,9 @@ iterator than a spatial dim).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
-from .graph import Operator
+from .graph import Operator, Prim
 from .primitives import branch_sizes, rule
 from .sizes import Size
 
@@ -32,47 +32,50 @@ class Propagation:
     free: list[int] = field(default_factory=list)
 
 
-def _branches(op: Operator, i: int) -> dict[str, int]:
-    p = op.prims[i]
+def _branches(p: Prim) -> dict[str, int]:
     out = {f"t{k}": d for k, d in enumerate(p.tops)}
     out.update({f"b{k}": d for k, d in enumerate(p.bottoms)})
     return out
 
 
-def _fire(op: Operator, i: int, state: Propagation, convert: Convert, fired: set[int]) -> bool:
-    p = op.prims[i]
-    br = _branches(op, i)
+def _sizes(p: Prim, sizes: Sequence[Size], convert: Convert) -> dict[str, Any]:
+    return branch_sizes(p.kind, [sizes[d] for d in p.tops], [sizes[d] for d in p.bottoms], convert)
+
+
+def _fire(p: Prim, sizes: Sequence[Size], state: Propagation, convert: Convert) -> bool:
+    br = _branches(p)
     known = {b for b, d in br.items() if d in state.values}
     for der in rule(p.kind).derivations:
         if der.needs <= known and not (der.gives & known):
-            sizes = branch_sizes(p.kind, [op.sizes[d] for d in p.tops], [op.sizes[d] for d in p.bottoms], convert)
-            new, guards = der.fn({b: state.values[br[b]] for b in der.needs}, sizes, p.param)
+            new, guards = der.fn({b: state.values[br[b]] for b in der.needs}, _sizes(p, sizes, convert), p.param)
             for b, v in new.items():
                 state.values[br[b]] = v
             state.guards.extend(guards)
-            fired.add(i)
             return True
     return False
 
 
-def _fixpoint(op: Operator, state: Propagation, convert: Convert, fired: set[int]) -> None:
-    order = op.topo_order()
+def propagate(prims: Mapping[int, Prim], sizes: Sequence[Size], state: Propagation, convert: Convert,
+              fired: set[int]) -> None:
+    """Fire derivations of ``prims`` (index -> Prim) until nothing new is known; ``fired`` records which fired."""
     changed = True
     while changed:
         changed = False
-        for i in order:
-            if i not in fired and _fire(op, i, state, convert, fired):
+        for i, p in prims.items():
+            if i not in fired and _fire(p, sizes, state, convert):
+                fired.add(i)
                 changed = True
 
 
-def _consistency(op: Operator, state: Propagation, convert: Convert, fired: set[int]) -> None:
+def _consistency(prims: Mapping[int, Prim], sizes: Sequence[Size], state: Propagation, convert: Convert,
+                 fired: set[int]) -> None:
     """Primitives whose branches all got values without firing: require their gather relation to hold."""
-    for i, p in enumerate(op.prims):
+    for i, p in prims.items():
         g = rule(p.kind).gather
         if i in fired or g is None or not all(d in state.values for d in p.tops + p.bottoms):
             continue
-        sizes = branch_sizes(p.kind, [op.sizes[d] for d in p.tops], [op.sizes[d] for d in p.bottoms], convert)
-        tops, guards = g.fn({f"b{k}": state.values[d] for k, d in enumerate(p.bottoms)}, sizes, p.param)
+        tops, guards = g.fn({f"b{k}": state.values[d] for k, d in enumerate(p.bottoms)}, _sizes(p, sizes, convert),
+                            p.param)
         state.guards.extend(guards)
         state.guards.extend(("eq", tops[f"t{k}"], state.values[d]) for k, d in enumerate(p.tops))
 
@@ -80,8 +83,7 @@ def _consistency(op: Operator, state: Propagation, convert: Convert, fired: set[
 def gather(op: Operator, bottoms: dict[int, Any], convert: Convert) -> Propagation:
     """Forward index maps: ``bottoms`` gives a value for every output and Reduce dim."""
     state = Propagation(dict(bottoms))
-    fired: set[int] = set()
-    _fixpoint(op, state, convert, fired)
+    propagate(dict(enumerate(op.prims)), op.sizes, state, convert, set())
     missing = [d for t in op.tensors for d in t if d not in state.values]
     assert not missing, f"dims {missing} got no index: the operator graph is not connected to its bottom"
     return state
@@ -93,17 +95,18 @@ def invert(op: Operator, tensor: int, tops: dict[int, Any], make_free: Callable[
     a summation iterator for a dim that no derivation determines."""
     state = Propagation(dict(tops))
     fired: set[int] = set()
+    prims = dict(enumerate(op.prims))
     bottom_sources = list(op.output) + list(op.reduces)
     needed = set(bottom_sources) | {d for t in op.tensors for d in t}
     while True:
-        _fixpoint(op, state, convert, fired)
+        propagate(prims, op.sizes, state, convert, fired)
         if all(d in state.values for d in needed):
             break
         d = _choose_free(op, state)
         state.values[d] = make_free(d)
         state.free.append(d)
-    _fixpoint(op, state, convert, fired)
-    _consistency(op, state, convert, fired)
+    propagate(prims, op.sizes, state, convert, fired)
+    _consistency(prims, op.sizes, state, convert, fired)
     return state
 
 

@@ -1,0 +1,135 @@
+"""Contraction order with early reduction: which partial sums to compute first, and what they are indexed by.
+
+The naive lowering materializes ``prod_t T_t`` over the whole iteration space (output x all reductions).  When a
+Reduce iterator touches only a subset S of the tensors, its sum can be taken first, over S alone (Syno's early
+reduction).  The intermediate is indexed by *dims of the graph*, not only by bottom iterators: it is indexed by the
+*cut* where the primitives that depend on the eliminated iterators meet the rest.  For Operator 1 this is what
+makes the inner ``sum_ci W2 * X`` cost ``g*H*W*k*J*c`` instead of ``C_out`` times more: the intermediate is indexed
+by X's padded spatial dims, and the Unfolds are applied when the next stage reads it.
+
+A stage is itself an operator of the same form (factors, index dims, summed dims, primitives), so one TE builder
+lowers all stages.  The search is exhaustive over subsets (an operator has at most a handful of tensors) and
+minimizes FLOPs (``points x number of factors``: one multiply per extra factor and one add per point), breaking
+ties towards fewer stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import reduce
+from itertools import combinations
+from operator import mul
+from typing import Mapping
+
+from ..ir.graph import Operator
+
+
+@dataclass(frozen=True)
+class Stage:
+    """``result[dims] = sum_{reduce} prod_{factors} factor[...]`` with index maps from ``prims``.
+
+    Factor ids ``0..T-1`` are the operator's tensors (X, W1, ...); id ``T+s`` is the result of stage ``s``."""
+
+    factors: tuple[int, ...]
+    dims: tuple[int, ...]
+    reduce: tuple[int, ...]
+    prims: tuple[int, ...]
+    flops: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    stages: tuple[Stage, ...]
+    naive_flops: int
+
+    @property
+    def flops(self) -> int:
+        return sum(s.flops for s in self.stages)
+
+    def factor_dims(self, op: Operator, fid: int) -> tuple[int, ...]:
+        n = len(op.tensors)
+        return op.tensors[fid] if fid < n else self.stages[fid - n].dims
+
+
+@dataclass(frozen=True)
+class _State:
+    prims: frozenset[int]                          # not yet lowered (Reduce prims excluded: they are sources)
+    factors: tuple[tuple[int, tuple[int, ...]], ...]  # (factor id, dims)
+    reduces: frozenset[int]
+
+
+def plan(op: Operator, binding: Mapping[str, int] | None = None) -> Plan:
+    """The FLOPs-minimal staging of ``op`` under ``binding`` (coefficient defaults apply)."""
+    sz = op.bind(binding)
+    size = lambda dims: reduce(mul, (sz[d] for d in dims), 1)  # noqa: E731
+    n_t = len(op.tensors)
+    naive = size(list(op.output) + list(op.reduces)) * n_t
+    start = _State(frozenset(i for i, p in enumerate(op.prims) if p.kind != "reduce"),
+                   tuple((t, dims) for t, dims in enumerate(op.tensors)), frozenset(op.reduces))
+
+    def final(state: _State) -> Stage:
+        fids = tuple(f for f, _ in state.factors)
+        red = tuple(sorted(state.reduces))
+        return Stage(fids, op.output, red, tuple(sorted(state.prims)),
+                     size(list(op.output) + list(red)) * len(fids))
+
+    def search(state: _State, next_id: int) -> tuple[int, list[Stage]]:
+        best_stages = [final(state)]
+        best = (best_stages[0].flops, 1)
+        for k in range(1, len(state.factors)):
+            for subset in combinations(state.factors, k):
+                stage = _early_stage(op, state, subset, size)
+                if stage is None:
+                    continue
+                rest = _State(state.prims - set(stage.prims),
+                              tuple(f for f in state.factors if f not in subset) + ((next_id, stage.dims),),
+                              state.reduces - set(stage.reduce))
+                flops, stages = search(rest, next_id + 1)
+                cand = (stage.flops + flops, 1 + len(stages))
+                if cand < best:
+                    best, best_stages = cand, [stage] + stages
+        return best[0], best_stages
+
+    _, stages = search(start, n_t)
+    return Plan(tuple(stages), naive)
+
+
+def _early_stage(op: Operator, state: _State, subset, size) -> Stage | None:
+    """The stage that sums out every remaining Reduce iterator used only by ``subset``; None if there is none."""
+    prims = {i: op.prims[i] for i in state.prims}
+    factor_of = {d: f for f, dims in state.factors for d in dims}
+    sink = {d: i for i, p in prims.items() for d in p.bottoms}
+    source = {d: i for i, p in prims.items() for d in p.tops}
+    tens_memo: dict[int, frozenset[int]] = {}
+
+    def tens(d: int) -> frozenset[int]:
+        """Factors whose index depends on dim d (reached upward)."""
+        if d not in tens_memo:
+            if d in factor_of:
+                tens_memo[d] = frozenset([factor_of[d]])
+            else:
+                tens_memo[d] = frozenset().union(*(tens(t) for t in prims[sink[d]].tops)) if d in sink else frozenset()
+        return tens_memo[d]
+
+    deps_memo: dict[int, frozenset[int]] = {}
+
+    def deps(d: int) -> frozenset[int]:
+        """Bottom iterators (output or Reduce dims) that dim d's value depends on (reached downward)."""
+        if d not in deps_memo:
+            deps_memo[d] = (frozenset().union(*(deps(b) for b in prims[source[d]].bottoms)) if d in source
+                            else frozenset([d]))
+        return deps_memo[d]
+
+    chosen = {f for f, _ in subset}
+    elim = sorted(r for r in state.reduces if tens(r) and tens(r) <= chosen)
+    if not elim:
+        return None
+    elim_set = set(elim)
+    inside = sorted(i for i, p in prims.items() if any(deps(b) & elim_set for b in p.bottoms))
+    computed = {d for i in inside for d in prims[i].tops}
+    cut: list[int] = []
+    for d in [d for _, dims in subset for d in dims] + [b for i in inside for b in prims[i].bottoms]:
+        if d not in computed and d not in elim_set and d not in cut:
+            cut.append(d)
+    return Stage(tuple(f for f, _ in subset), tuple(cut), tuple(elim), tuple(inside),
+                 size(cut + elim) * len(subset))
