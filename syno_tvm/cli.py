@@ -1,0 +1,134 @@
+"""``syno-tvm``: one thin entry point.  It parses, calls the modules, prints; user errors become one line + exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from .errors import SynoError
+from .ir.graph import Operator
+from .ir.library import LIBRARY, named
+from .ir.sizes import parse_binding
+
+
+def load_operator(spec: str) -> tuple[Operator, dict[str, int]]:
+    """A named operator, a JSON file or inline JSON; with the library's example binding where there is one."""
+    if spec in LIBRARY:
+        return named(spec), dict(LIBRARY[spec].example)
+    if spec.lstrip().startswith("{"):
+        return Operator.from_json(spec), {}
+    path = Path(spec)
+    if path.suffix == ".json" or path.exists():
+        if not path.is_file():
+            raise SynoError(f"operator file '{spec}' does not exist: give a JSON file or one of {', '.join(LIBRARY)}")
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise SynoError(f"cannot read operator file '{spec}': {e}") from None
+        return Operator.from_json(text), {}
+    raise SynoError(f"unknown operator '{spec}': use one of {', '.join(LIBRARY)} or a JSON file")
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write via a temporary file and rename, so a crash never leaves half a file."""
+    target = Path(path)
+    if target.parent and not target.parent.exists():
+        raise SynoError(f"cannot write '{path}': directory '{target.parent}' does not exist")
+    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, target)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for name, entry in LIBRARY.items():
+        op = entry.build()
+        doc = (entry.build.__doc__ or "").strip().splitlines()[0]
+        print(f"{name:18s} {len(op.weights)} weight(s)  {doc}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .ir.formula import operator_formula, render
+    from .lower.order import plan
+
+    op, binding = load_operator(args.operator)
+    binding.update(parse_binding(args.bind or ""))
+    print(f"{op.name or 'operator'}  hash {op.hash}")
+    print("  " + operator_formula(op))
+    sym = {"X": op.input, **{f"W{t}": w for t, w in enumerate(op.weights, start=1)}, "Y": op.output}
+    print("tensors: " + "  ".join(f"{k}[{', '.join(str(op.sizes[d]) for d in dims)}]" for k, dims in sym.items()))
+    if op.coefficients:
+        print("coefficients: " + ", ".join(f"{k}={v}" for k, v in op.coefficients))
+    full = op.binding(binding)
+    shown = {k: v for k, v in full.items() if k in op.variables()}
+    print("binding: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+    shapes = op.shapes(binding)
+    print("shapes: " + "  ".join(f"{k}{list(v)}" for k, v in shapes.items()))
+    order = plan(op, binding)
+    print(f"params {op.params(binding)}, FLOPs {order.flops} (naive order {order.naive_flops}, "
+          f"{order.naive_flops / order.flops:.2f}x more)")
+    print(f"TE ({len(order.stages)} stage{'s' if len(order.stages) > 1 else ''}):")
+    names = ["X"] + [f"W{t}" for t in range(1, len(op.weights) + 1)] + [f"Z{k}" for k in range(len(order.stages))]
+    for k, st in enumerate(order.stages):
+        result = "Y" if k == len(order.stages) - 1 else f"Z{k}"
+        factors = [(names[f], order.factor_dims(op, f)) for f in st.factors]
+        prims = {i: op.prims[i] for i in st.prims}
+        print(f"  {render(op, result, st.dims, st.reduce, factors, prims)}   [{st.flops} FLOPs]")
+    if args.tir:
+        from .lower.te_forward import forward_primfunc
+
+        print(forward_primfunc(op, binding).script())
+    if args.json:
+        write_atomically(args.json, json.dumps(op.to_json(), indent=1) + "\n")
+        print(f"wrote {args.json}")
+    if args.dot:
+        from .report.dot import to_dot
+
+        write_atomically(args.dot, to_dot(op))
+        print(f"wrote {args.dot}")
+    if args.verify:
+        from .lower.verify import verify
+
+        report = verify(op, binding, seed=args.seed)
+        for line in report.lines(op):
+            print(line)
+        return 0 if report.ok else 1
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="syno-tvm", description="Synthesize neural operators from dimension primitives "
+                                "and deploy them with Apache TVM.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("show", help="print an operator's formula, sizes and TE; optionally verify it numerically")
+    s.add_argument("operator", help=f"a named operator ({', '.join(LIBRARY)}) or an operator JSON file")
+    s.add_argument("--bind", help="variable values, e.g. C_in=8,C_out=16,H=8,W=8 (coefficients like k=5 too)")
+    s.add_argument("--verify", action="store_true", help="compile forward and backward and compare with the numpy "
+                   "reference and finite differences; exit 1 above tolerance")
+    s.add_argument("--dot", metavar="FILE", help="write a graphviz picture of the primitive graph")
+    s.add_argument("--json", metavar="FILE", help="write the operator's JSON form")
+    s.add_argument("--tir", action="store_true", help="print the forward PrimFunc (TVMScript)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random test tensors")
+    s.set_defaults(fn=cmd_show)
+    ls = sub.add_parser("list", help="list the named operators")
+    ls.set_defaults(fn=cmd_list)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except SynoError as e:
+        print(f"syno-tvm: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
