@@ -320,3 +320,32 @@ def test_variables():
     assert op.variables() == ("C_in", "C_out", "H", "N", "W", "g", "k")
     assert op.primary_variables() == ("C_in", "C_out", "H", "N", "W")
     assert op.coefficient_values == {"g": 32, "k": 3}
+
+
+def _two_filters(first_on_h: bool):
+    """Y = sum X[h+r1-1, w+r2-1] W1[r1] W2[r2], with W1 filtering along H (or along W when swapped)."""
+    from syno_tvm.ir.assembler import Assembler
+
+    a = Assembler(k=3)
+    (c, h, w) = a.input("C", "H", "W")
+    h, rh = a.unfold(h, "k")
+    w, rw = a.unfold(w, "k")
+    r1, r2 = (rh, rw) if first_on_h else (rw, rh)
+    r1 = a.share(r1, 1)
+    r2 = a.share(r2, 2)
+    a.sum(r1, r2)
+    return a.build([c, h, w])
+
+
+def test_equal_size_reduces_in_different_roles_hash_differently():
+    """Regression: Reduce dims of equal size used to hash equally whatever they fed, so these two different
+    functions (W1 along H vs W1 along W) collided."""
+    import numpy as np
+    from syno_tvm.ir.reference import evaluate
+
+    along_h, along_w = _two_filters(True), _two_filters(False)
+    b = {"C": 1, "H": 4, "W": 5}
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(s) for k, s in along_h.shapes(b).items() if k != "Y"]
+    assert not np.allclose(evaluate(along_h, b, xs), evaluate(along_w, b, xs))
+    assert along_h.hash != along_w.hash

@@ -147,17 +147,32 @@ class Operator:
     # ---- identity -----------------------------------------------------------------------------------------------
     @cached_property
     def dim_hashes(self) -> dict[int, str]:
-        """A stable hash per dim, computed bottom-up from the structure alone (never from dim numbering).
+        """A stable hash per dim from the structure alone (never from dim numbering).
 
-        Reduce dims of equal size hash equally: sums commute, so swapping them gives the same operator."""
+        Bottom-up: output dims are seeded by position, primitive tops by their kind, parameter and the hashes below.
+        A Reduce dim has no position of its own (sums commute), so it is seeded by its *top-down* hash, the path
+        from the tensor axes it reaches; two Reduces then hash equally only when swapping them changes nothing."""
+        above = self._top_down_hashes()
         memo: dict[int, str] = {}
         for d, pos in ((d, i) for i, d in enumerate(self.output)):
             memo[d] = _h("out", pos, self.sizes[d])
         for i in self.topo_order():
             p = self.prims[i]
-            below = [memo[d] for d in p.bottoms]
+            below = [memo[d] for d in p.bottoms] if p.kind != "reduce" else [above[p.tops[0]]]
             for k, d in enumerate(p.tops):
                 memo[d] = _h(p.kind, p.param, below, k, self.sizes[d])
+        return memo
+
+    def _top_down_hashes(self) -> dict[int, str]:
+        memo: dict[int, str] = {}
+        for t, dims in enumerate(self.tensors):
+            for axis, d in enumerate(dims):
+                memo[d] = _h("tensor", t, axis, self.sizes[d])
+        for i in reversed(self.topo_order()):
+            p = self.prims[i]
+            above = [memo[d] for d in p.tops]
+            for k, d in enumerate(p.bottoms):
+                memo[d] = _h(p.kind, p.param, above, k, self.sizes[d])
         return memo
 
     @cached_property
@@ -234,31 +249,47 @@ class Operator:
                             f"version {VERSION}")
         try:
             prims = []
-            for entry in data["prims"]:
-                kind, tops, bottoms, *rest = entry
-                prims.append(Prim(str(kind), _ints(tops), _ints(bottoms), int(rest[0]) if rest else 0))
+            for entry in _typed(data["prims"], list, "prims"):
+                kind, tops, bottoms, *rest = _typed(entry, list, "a prim")
+                if len(rest) > 1:
+                    raise ValueError(f"a prim has {3 + len(rest)} fields, at most 4")
+                prims.append(Prim(_typed(kind, str, "a prim kind"), _ints(tops), _ints(bottoms),
+                                  _int(rest[0]) if rest else 0))
+            coefficients = _typed(data.get("coefficients", {}), dict, "coefficients")
             return Operator(
-                sizes=tuple(Size.parse(s) for s in data["sizes"]),
+                sizes=tuple(Size.parse(s) for s in _typed(data["sizes"], list, "sizes")),
                 prims=tuple(prims),
                 input=_ints(data["input"]),
-                weights=tuple(_ints(w) for w in data["weights"]),
+                weights=tuple(_ints(w) for w in _typed(data["weights"], list, "weights")),
                 output=_ints(data["output"]),
-                coefficients=tuple(sorted((str(k), int(v)) for k, v in data.get("coefficients", {}).items())),
+                coefficients=tuple(sorted((_typed(k, str, "a coefficient name"), _int(v))
+                                          for k, v in coefficients.items())),
                 name=str(data.get("name", "")),
             )
         except (KeyError, TypeError, ValueError) as e:
-            raise SynoError(f"malformed operator JSON: {type(e).__name__} {e}; every operator needs sizes, prims, "
+            what = f"missing key {e}" if isinstance(e, KeyError) else str(e)
+            raise SynoError(f"malformed operator JSON: {what}; every operator needs sizes, prims, "
                             f"input, weights and output") from None
 
     def with_name(self, name: str) -> "Operator":
         return Operator(self.sizes, self.prims, self.input, self.weights, self.output, self.coefficients, name)
 
 
-def _ints(xs: Iterable[Any]) -> tuple[int, ...]:
-    out = tuple(int(x) for x in xs)
-    if any(isinstance(x, bool) for x in xs):
-        raise TypeError("dims must be integers")
-    return out
+def _typed(x: Any, kind: type, what: str) -> Any:
+    if not isinstance(x, kind):
+        raise TypeError(f"{what} must be a {kind.__name__}, got {type(x).__name__}")
+    return x
+
+
+def _int(x: Any) -> int:
+    """A JSON integer; floats and booleans are errors, not silently truncated."""
+    if isinstance(x, bool) or not isinstance(x, int):
+        raise TypeError(f"expected an integer, got {x!r}")
+    return x
+
+
+def _ints(xs: Any) -> tuple[int, ...]:
+    return tuple(_int(x) for x in _typed(xs, list, "a dim list"))
 
 
 def _prod(xs: Iterable[int]) -> int:

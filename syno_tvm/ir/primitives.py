@@ -82,8 +82,10 @@ def _shift_shape(t, b, p):
 
 
 def _stride_shape(t, b, p):
-    if (t[0] / b[0]).is_one:
-        return f"Stride needs top = s * bottom with s > 1, got {t[0]} -> {b[0]}"
+    s = t[0] / b[0]
+    # variables are >= 1, so s <= 1 for every binding when its factor is <= 1 and no power is positive
+    if s.factor <= 1 and all(power < 0 for _, power in s.powers):
+        return f"Stride needs top = s * bottom with s > 1, got {t[0]} -> {b[0]} (s = {s})"
     return None
 
 

@@ -45,9 +45,13 @@ class Size:
         """Parse ``C_in/g``, ``t*H_in``, ``H_in/(k^4*t)``, ``k^2``, ``3`` (``**`` is accepted for ``^``)."""
         if isinstance(text, Size):
             return text
-        if isinstance(text, int):
+        if isinstance(text, int) and not isinstance(text, bool):
+            if text < 1:
+                raise SynoError(f"a size must be a positive integer, got {text}")
             return Size.const(text)
-        return _Parser(str(text)).parse()
+        if not isinstance(text, str):
+            raise SynoError(f"a size must be a string such as 'C_in/g' or a positive integer, got {text!r}")
+        return _Parser(text).parse()
 
     # ---- algebra --------------------------------------------------------------------------------------------------
     def __mul__(self, other: "Size | int") -> "Size":
@@ -120,9 +124,18 @@ def _as_size(x: "Size | int | Fraction") -> Size:
 
 
 class _Parser:
-    """Recursive descent over ``expr := term (('*'|'/') term)*``, ``term := atom ('^' int)?``."""
+    """Recursive descent over ``expr := term (('*'|'/') term)*``, ``term := atom ('^' int)?``.
+
+    Sizes are short monomials, so the text length and exponents are bounded: that keeps hostile input (thousands of
+    nested parentheses, ``2^999999999``) a one-line error instead of a RecursionError or a hang."""
+
+    MAX_CHARS = 200
+    MAX_EXPONENT = 64
 
     def __init__(self, text: str) -> None:
+        if len(text) > self.MAX_CHARS:
+            raise SynoError(f"size text of {len(text)} characters is too long (at most {self.MAX_CHARS}): "
+                            f"sizes are short monomials such as C_in/g")
         self.text = text
         self.tokens = re.findall(r"\*\*|[A-Za-z_][A-Za-z0-9_]*|-?\d+|[*/^()]|\S", text)
         self.pos = 0
@@ -163,6 +176,8 @@ class _Parser:
             exp = self.take()
             if not re.fullmatch(r"-?\d+", exp):
                 raise self.fail(f"the exponent '{exp}' is not an integer")
+            if abs(int(exp)) > self.MAX_EXPONENT:
+                raise self.fail(f"the exponent {exp} is larger than {self.MAX_EXPONENT}")
             base = base ** int(exp)
         return base
 
