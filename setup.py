@@ -1,0 +1,27 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="syno-tvm",
+    version="0.1.0",
+    description="Synthesize neural-network operators from dimension primitives and compile them with Apache TVM",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["syno_tvm*"]),
+    package_data={"syno_tvm": ["data/*"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "apache-tvm==0.27.0.post1",
+        # 0.1.15.post2 segfaults in tvm::ffi::ToJSONGraph during every MetaSchedule run (shared/TVM_NOTES.md, 7.1).
+        "apache-tvm-ffi==0.1.14.post0",
+        "numpy",
+        "onnx",
+        "xgboost",
+        "tqdm",
+        # Not pulled in by apache-tvm, but MetaSchedule's builder/runner and tvm.rpc import them.
+        "cloudpickle",
+        "psutil",
+        "tornado",
+    ],
+    extras_require={"test": ["pytest", "hypothesis"]},
+    entry_points={"console_scripts": ["syno-tvm = syno_tvm.cli:main"]},
+)

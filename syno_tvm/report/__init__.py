@@ -1,0 +1,1 @@
+"""Pictures and summaries of operators and results, written as plain text (DOT today)."""
