@@ -207,9 +207,9 @@ class Operator:
         coeff = self.coefficient_values
         return tuple(v for v in self.variables() if v not in coeff)
 
-    def shapes(self, values: Mapping[str, int] | None = None) -> dict[str, tuple[int, ...]]:
-        """Concrete shapes of X, W1.., Y under a binding."""
-        sz = self.bind(values)
+    def shapes(self, values: Mapping[str, int] | None = None, layer: str = "") -> dict[str, tuple[int, ...]]:
+        """Concrete shapes of X, W1.., Y under a binding (``layer`` names the layer in errors)."""
+        sz = self.bind(values, layer)
         out = {"X": tuple(sz[d] for d in self.input)}
         out.update({f"W{t}": tuple(sz[d] for d in w) for t, w in enumerate(self.weights, start=1)})
         out["Y"] = tuple(sz[d] for d in self.output)

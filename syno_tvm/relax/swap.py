@@ -194,7 +194,7 @@ class _Swapper(PyExprMutator):
     def _replace(self, call, d: Decision, op: Operator, binding: dict[str, int], x_shape, y_shape, pool: int,
                  original, x=None):
         try:
-            shapes = op.shapes(binding)
+            shapes = op.shapes(binding, layer=d.layer)
         except SynoError as e:
             d.reason = str(e)
             return call
