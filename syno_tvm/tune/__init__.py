@@ -1,0 +1,1 @@
+"""Targets, MetaSchedule tuning and latency measurement."""
