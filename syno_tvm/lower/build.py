@@ -7,6 +7,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import tvm
 
+from ..errors import SynoError
 from ..ir.graph import Operator
 from ..ir.reference import check_arrays
 from .te_backward import backward_primfunc
@@ -42,4 +43,13 @@ def compile_backward(op: Operator, tensor: int, binding: Mapping[str, int] | Non
     """``run(dY, X, W1, ...) -> d(tensor)`` compiled for ``target``."""
     lib = tvm.compile(backward_primfunc(op, tensor, binding, dtype), target=target)
     shapes: Sequence = list(op.shapes(binding).values())
-    return _runner(lib, shapes[tensor], dtype)
+    run = _runner(lib, shapes[tensor], dtype)
+
+    def checked(grad_out: np.ndarray, *arrays: np.ndarray) -> np.ndarray:
+        if tuple(np.shape(grad_out)) != shapes[-1]:
+            raise SynoError(f"dY must have shape {list(shapes[-1])} (rank {len(shapes[-1])}), "
+                            f"got {list(np.shape(grad_out))}")
+        check_arrays(op, binding or {}, arrays)
+        return run(grad_out, *arrays)
+
+    return checked
