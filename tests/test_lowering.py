@@ -182,6 +182,29 @@ def test_unfold_conv1d_window_5_on_size_4():
     assert report.ok, "\n".join(report.lines(op))
 
 
+# ---- Shift chains: nested floormod ------------------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="apache-tvm 0.27 IterMapSimplify (used by FlattenBuffer) rewrites "
+                   "((i+1)%3+1)%3 to (i+1)%3: two Shifts on one dim compile to one")
+def test_two_shifts_compose():
+    """``Y[i] = X[((i+1) % 3 + 1) % 3]``: the reference gives X rotated by 2, the compiled kernel by 1.
+
+    Every fuzz seed in test_fuzz.KNOWN_MISMATCH nests Shift floormods like this (with each other, or with the
+    floormod/floordiv of a Merge, or under an Unfold guard); lowering Shift as a select instead of ``%`` makes all
+    of them pass."""
+    a = Assembler()
+    (x,) = a.input("N")
+    op = a.build([a.shift(a.shift(x, 1), 1)], "shift2")
+    b = {"N": 3}
+    xa = np.array([10, 20, 30], np.float32)
+    want = np.array([30, 10, 20], np.float32)
+    np.testing.assert_array_equal(evaluate(op, b, [xa]), want)
+    dy = np.array([1, 2, 3], np.float32)
+    np.testing.assert_array_equal(gradient(op, b, [xa], dy, 0), [2, 3, 1])
+    np.testing.assert_array_equal(compile_forward(op, b)(xa), want)
+    np.testing.assert_array_equal(compile_backward(op, 0, b)(dy, xa), [2, 3, 1])
+
+
 # ---- bad input to the compiled runners --------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
