@@ -84,7 +84,8 @@ class Operator:
     def coefficient_values(self) -> dict[str, int]:
         return dict(self.coefficients)
 
-    def topo_order(self) -> list[int]:
+    @cached_property
+    def topo_order(self) -> tuple[int, ...]:
         """Primitive indices ordered bottom-to-top: a primitive comes after the ones producing its bottom dims."""
         order, state = [], {}
 
@@ -103,7 +104,7 @@ class Operator:
 
         for i in range(len(self.prims)):
             visit(i)
-        return order
+        return tuple(order)
 
     def validate(self) -> None:
         n = len(self.sizes)
@@ -142,7 +143,7 @@ class Operator:
         for p in self.prims:
             if p.kind == "share" and not 1 <= p.param <= len(self.weights):
                 raise SynoError(f"a Share names weight {p.param} but the operator has {len(self.weights)} weights")
-        self.topo_order()
+        _ = self.topo_order  # computing the order is the cycle check
 
     # ---- identity -----------------------------------------------------------------------------------------------
     @cached_property
@@ -156,7 +157,7 @@ class Operator:
         memo: dict[int, str] = {}
         for d, pos in ((d, i) for i, d in enumerate(self.output)):
             memo[d] = _h("out", pos, self.sizes[d])
-        for i in self.topo_order():
+        for i in self.topo_order:
             p = self.prims[i]
             below = [memo[d] for d in p.bottoms] if p.kind != "reduce" else [above[p.tops[0]]]
             for k, d in enumerate(p.tops):
@@ -168,7 +169,7 @@ class Operator:
         for t, dims in enumerate(self.tensors):
             for axis, d in enumerate(dims):
                 memo[d] = _h("tensor", t, axis, self.sizes[d])
-        for i in reversed(self.topo_order()):
+        for i in reversed(self.topo_order):
             p = self.prims[i]
             above = [memo[d] for d in p.tops]
             for k, d in enumerate(p.bottoms):

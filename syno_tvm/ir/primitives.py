@@ -24,7 +24,6 @@ from typing import Any, Callable
 from ..errors import SynoError
 from .sizes import Size
 
-Guard = tuple  # ("range", value, extent) | ("divides", value, step)
 # values: branch name ("t0", "t1", "b0", "b1") -> index value;  sizes: branch name (plus "s" for Stride) -> extent.
 DeriveFn = Callable[[dict, dict, int], tuple[dict, list]]
 

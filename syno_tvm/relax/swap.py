@@ -49,8 +49,7 @@ class Decision:
 
 
 def _shape(expr) -> tuple[int, ...] | None:
-    ty = getattr(expr, "ty", None) or getattr(expr, "struct_info", None)
-    shape = getattr(ty, "shape", None)
+    shape = getattr(getattr(expr, "ty", None), "shape", None)
     try:
         return tuple(int(s) for s in shape) if shape is not None else None
     except (TypeError, ValueError):
