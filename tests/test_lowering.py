@@ -184,14 +184,9 @@ def test_unfold_conv1d_window_5_on_size_4():
 
 # ---- Shift chains: nested floormod ------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="apache-tvm 0.27 IterMapSimplify (used by FlattenBuffer) rewrites "
-                   "((i+1)%3+1)%3 to (i+1)%3: two Shifts on one dim compile to one")
 def test_two_shifts_compose():
-    """``Y[i] = X[((i+1) % 3 + 1) % 3]``: the reference gives X rotated by 2, the compiled kernel by 1.
-
-    Every fuzz seed in test_fuzz.KNOWN_MISMATCH nests Shift floormods like this (with each other, or with the
-    floormod/floordiv of a Merge, or under an Unfold guard); lowering Shift as a select instead of ``%`` makes all
-    of them pass."""
+    """``Y[i] = X[((i+1) % 3 + 1) % 3]``: X rotated by 2.  Written with nested ``floormod`` apache-tvm 0.27 compiles
+    it as a rotation by 1 (test_lowering_tvm_bugs.py); the TVM domain spells Shift as a select, which is exact."""
     a = Assembler()
     (x,) = a.input("N")
     op = a.build([a.shift(a.shift(x, 1), 1)], "shift2")

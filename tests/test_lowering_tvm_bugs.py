@@ -29,3 +29,17 @@ def test_tvm_floormod_under_guard_miscompile():
             if 0 <= x < 2:
                 ref[i, r] = xa[((x + 1) % 2 * 2 + 2) % 4]
     np.testing.assert_array_equal(out.numpy(), ref)
+
+
+@pytest.mark.xfail(strict=True, reason="apache-tvm 0.27 IterMapSimplify (used by FlattenBuffer) rewrites "
+                   "((i+1)%3+1)%3 to (i+1)%3")
+def test_tvm_nested_floormod_miscompile():
+    """Two Shifts on one dim written as nested ``floormod``: TVM rotates by 1 instead of 2.  This is why
+    :func:`syno_tvm.ir.primitives.cyclic` is a select in the TVM domain."""
+    X = te.placeholder((3,), name="X")
+    Y = te.compute((3,), lambda i: X[((i + 1) % 3 + 1) % 3], name="Y")
+    lib = tvm.compile(te.create_prim_func([X, Y]), target="llvm")
+    xa = np.array([10, 20, 30], "float32")
+    out = tvm.runtime.tensor(np.zeros(3, "float32"))
+    lib(tvm.runtime.tensor(xa), out)
+    np.testing.assert_array_equal(out.numpy(), [30, 10, 20])

@@ -19,6 +19,7 @@ may add *guards*, conditions under which the index is valid:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import singledispatch
 from typing import Any, Callable
 
 from ..errors import SynoError
@@ -62,6 +63,17 @@ def _d(needs: str, gives: str, fn: DeriveFn) -> Derivation:
 
 def _same(msg: str, ok: bool) -> str | None:
     return None if ok else msg
+
+
+@singledispatch
+def cyclic(i: Any, shift: int, n: Any) -> Any:
+    """``(i + shift) mod n``: Shift's index rule, a function of its own so that a value domain can spell it.
+
+    numpy arrays and printed symbols use ``%``.  The TVM domain registers a select-based form
+    (:mod:`syno_tvm.lower.te_forward`) because apache-tvm 0.27's index simplifier drops the offset of nested
+    ``floormod`` (``((i + 1) % 3 + 1) % 3`` becomes ``(i + 1) % 3``), which silently miscompiles two stacked Shifts.
+    """
+    return (i + shift) % n
 
 
 # ---- the table --------------------------------------------------------------------------------------------------
@@ -118,8 +130,8 @@ RULES: dict[str, Rule] = {r.name: r for r in (
              _d("t0 t1", "b0", lambda v, s, p: ({"b0": v["t0"] * s["t1"] + v["t1"]}, [])),
          )),
     Rule("shift", 1, 1, "in[(i + s) mod N] <- out[i]", "same size; s != 0 (synthesis uses s = 1)", _shift_shape, (
-        _d("b0", "t0", lambda v, s, p: ({"t0": (v["b0"] + p) % s["t0"]}, [])),
-        _d("t0", "b0", lambda v, s, p: ({"b0": (v["t0"] - p) % s["t0"]}, [])),
+        _d("b0", "t0", lambda v, s, p: ({"t0": cyclic(v["b0"], p, s["t0"])}, [])),
+        _d("t0", "b0", lambda v, s, p: ({"b0": cyclic(v["t0"], -p, s["t0"])}, [])),
     ), has_param=True),
     Rule("stride", 1, 1, "in[i * s] <- out[i]   (s = top size / bottom size; discards data until an Unfold absorbs it)",
          "top = s * bottom with s a size > 1", _stride_shape, (

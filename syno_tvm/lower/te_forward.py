@@ -1,6 +1,6 @@
 """Forward lowering: one TVM tensor expression per operator, staged by :mod:`syno_tvm.lower.order`.
 
-Index maps come from the primitive rules evaluated on TVM ``PrimExpr`` (``//`` is floordiv, ``%`` floormod), and
+Index maps come from the primitive rules evaluated on TVM ``PrimExpr`` (``//`` is floordiv, ``%`` floormod, Shift a select), and
 Unfold's zero padding is an ``if_then_else`` guard, so the same definition runs in training (via Relax) and
 deployment.  The builder takes TE placeholders and returns the output tensor, which is the calling convention of
 ``relax.BlockBuilder.call_te``.
@@ -15,7 +15,22 @@ from tvm import te
 
 from ..ir.graph import Operator
 from ..ir.indexing import Propagation, propagate
+from ..ir.primitives import cyclic
 from .order import Plan, Stage, plan as make_plan
+
+
+@cyclic.register(tvm.ir.expr.ExprWithOp)
+def _cyclic_select(i: tvm.ir.expr.ExprWithOp, shift: int, n: int) -> tvm.ir.expr.ExprWithOp:
+    """Shift's wrap as one add and two selects instead of ``floormod`` (see :func:`syno_tvm.ir.primitives.cyclic`).
+
+    ``n`` is a bound size (an int).  The shift is first reduced into ``[0, n)``, so for ``i`` in ``[-n, n)`` (a tensor
+    index, or an Unfold index just outside its range, which a guard masks) the result equals ``(i + shift) mod n``.
+    """
+    q = shift % n
+    if q == 0:
+        return i
+    y = i + q
+    return tvm.tirx.Select(y >= n, y - n, tvm.tirx.Select(y < 0, y + n, y))
 
 
 def tvm_guard(g: tuple) -> list:
