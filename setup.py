@@ -17,6 +17,8 @@ setup(
         "onnx",
         "xgboost",
         "tqdm",
+        # load_digits (shipped inside the wheel) is the fast real-data check of the training path.
+        "scikit-learn",
         # Not pulled in by apache-tvm, but MetaSchedule's builder/runner and tvm.rpc import them.
         "cloudpickle",
         "psutil",
