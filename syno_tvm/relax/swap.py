@@ -43,6 +43,10 @@ class Decision:
     flops_after: int = 0
     params_before: int = 0
     params_after: int = 0
+    # for a swap: the sizes the operator is bound to and the AvgPool factor before it (0: none); ONNX export
+    # (export_onnx.py) rebuilds the layer from these
+    binding: dict[str, int] = field(default_factory=dict)
+    pool: int = 0
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -67,6 +71,8 @@ class OperatorSwap:
 
     choice: "Operator | Mapping[str, Operator | None] | None"
     seed: int = 0
+    # emit call_tir_with_grad (with the operator's derived backward registered) so relax Gradient can train it
+    differentiable: bool = False
     decisions: list[Decision] = field(default_factory=list)
 
     def operator_for(self, layer: str) -> Operator | None:
@@ -207,10 +213,17 @@ class _Swapper(PyExprMutator):
         weights = self._weights(op, binding, shapes, original)
         build, order = forward(op, binding)
         d.action, d.operator = "swap", op.name or op.hash
+        d.binding, d.pool = dict(binding), pool
         d.reason = f"AvgPool({pool}) + operator (Syno's scheme for strided convs)" if pool else ""
         d.flops_after = order.flops + (int(np.prod(x_shape)) * pool * pool if pool else 0)
         d.params_after = op.params(binding)
-        return self.builder_.call_te(build, x, *weights, primfunc_name_hint=f"syno_{op.name or 'op'}_{d.layer}")
+        hint = f"syno_{op.name or 'op'}_{d.layer}"
+        if self.swap.differentiable:
+            from ..train.grad import register_gradient
+
+            return self.builder_.call_te_with_grad(build, x, *weights, primfunc_name_hint=hint,
+                                                   te_grad_name=register_gradient(op, binding))
+        return self.builder_.call_te(build, x, *weights, primfunc_name_hint=hint)
 
     def _weights(self, op: Operator, binding, shapes, original) -> list:
         w_shapes = [s for k, s in shapes.items() if k.startswith("W")]
