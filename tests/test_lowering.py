@@ -74,6 +74,31 @@ def test_pool_conv_sums_the_window_before_the_weight():
     assert p.flops == p.stages[0].flops + 2 * b["N"] * b["C_out"] * b["H"] * b["W"] * b["C_in"]
 
 
+def separable(k: int = 3):
+    """Depthwise k x k window (W1[C_in, k, k]) and channel mix (W2[C_in, C_out]) in one two-weight contraction."""
+    a = Assembler(k=k)
+    n, c, h, w = a.input("N", "C_in", "H", "W")
+    h, kh = a.unfold(h, "k")
+    w, kw = a.unfold(w, "k")
+    c = a.share(a.share(c, 1), 2)
+    kh, kw = a.share(kh, 1), a.share(kw, 1)
+    o = a.share(a.expand("C_out"), 2)
+    a.sum(c, kh, kw)
+    return a.build([n, o, h, w], "separable")
+
+
+def test_separable_window_is_summed_per_channel_first():
+    """The window stage is indexed once by the channel X and W1 share (not by C_in squared), then mixed by W2."""
+    b = {"N": 1, "C_in": 6, "C_out": 5, "H": 4, "W": 3}
+    op = separable()
+    p = plan(op, b)
+    window = 2 * b["N"] * b["C_in"] * b["H"] * b["W"] * 9
+    mix = 2 * b["N"] * b["C_out"] * b["H"] * b["W"] * b["C_in"]
+    assert [s.factors for s in p.stages] == [(0, 1), (2, 3)]
+    assert p.flops == window + mix
+    assert verify(op, b).ok
+
+
 def test_syno_operator1_first_stage_does_not_iterate_over_c_out():
     op = named("syno_operator1")
     base = {"N": 1, "C_in": 64, "H": 4, "W": 5, "g": 32}

@@ -131,5 +131,16 @@ def _early_stage(op: Operator, state: _State, subset, size) -> Stage | None:
     for d in [d for _, dims in subset for d in dims] + [b for i in inside for b in prims[i].bottoms]:
         if d not in computed and d not in elim_set and d not in cut:
             cut.append(d)
+    # A Share whose two tops both index the intermediate (e.g. X's and W1's channel in a separable conv) is applied
+    # inside the stage: the intermediate is then indexed once by the shared coordinate instead of by its square.
+    absorbed = True
+    while absorbed:
+        absorbed = False
+        for i, p in prims.items():
+            if p.kind == "share" and i not in inside and all(t in cut for t in p.tops):
+                cut = [d for d in cut if d not in p.tops] + list(p.bottoms)
+                inside.append(i)
+                absorbed = True
+    inside.sort()
     return Stage(tuple(f for f, _ in subset), tuple(cut), tuple(elim), tuple(inside),
                  size(cut + elim) * len(subset))
