@@ -19,7 +19,6 @@ operator's subgraph with the swapped module's weights, so onnxruntime computes w
 
 from __future__ import annotations
 
-import re
 import string
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -148,22 +147,23 @@ def operator_model(op: Operator, binding: Mapping[str, int]) -> onnx.ModelProto:
     return model
 
 
-_LAYER = re.compile(r"_((?:conv2d|matmul)_\d+)$")
+def layer_weights(swapped: tvm.IRModule, layers: Sequence[str]) -> dict[str, list[np.ndarray]]:
+    """The weights of the swapped layers ``layers`` (in program order, as in OperatorSwap.decisions) of a module
+    made by OperatorSwap: layer name -> [W1, W2, ...], the constant arguments of the layer's ``call_tir``.
 
-
-def layer_weights(swapped: tvm.IRModule) -> dict[str, list[np.ndarray]]:
-    """The weights of every swapped layer in a module made by OperatorSwap: layer name -> [W1, W2, ...], read
-    from the constant arguments of the layer's ``call_tir`` (its PrimFunc is named ``syno_<op>_<layer>``)."""
-    out: dict[str, list[np.ndarray]] = {}
+    Calls are matched by order, not by PrimFunc name: layers of equal shape share one deduplicated PrimFunc."""
+    calls: list[list[np.ndarray]] = []
 
     def visit(expr) -> None:
-        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.call_tir":
-            match = _LAYER.search(expr.args[0].name_hint)
-            if match:
-                out[match.group(1)] = [a.data.numpy() for a in expr.args[1].fields[1:]]
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.call_tir" \
+                and expr.args[0].name_hint.startswith("syno_"):
+            calls.append([a.value.numpy() for a in expr.args[1].fields[1:]])
 
     relax.analysis.post_order_visit(swapped["main"], visit)
-    return out
+    if len(calls) != len(layers):
+        raise SynoError(f"the module has {len(calls)} swapped call(s), expected {len(layers)}: pass the module "
+                        "OperatorSwap returned for this model and choice, before other passes")
+    return dict(zip(layers, calls))
 
 
 def _initializers(model: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -178,25 +178,28 @@ def _attrs(node: onnx.NodeProto) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def export_swapped(onnx_model: "onnx.ModelProto | str", choice: "Operator | Mapping[str, Operator | None]",
+def export_swapped(onnx_model: "onnx.ModelProto | str",
+                   choice: "OperatorSwap | Operator | Mapping[str, Operator | None]",
                    params: "Mapping[str, Sequence[np.ndarray]] | tvm.IRModule", seed: int = 0) -> onnx.ModelProto:
-    """The ONNX model with each layer that ``OperatorSwap(choice, seed)`` swaps replaced by its operator.
+    """The ONNX model with each layer that the swap replaces rewritten as its operator, in standard ONNX ops.
 
-    ``params`` holds the new weights: the swapped Relax module itself (its weights are read with
-    :func:`layer_weights`) or a map layer name -> [W1, ...] (e.g. after training).  Layers are matched the way the
-    swap pass names them: ``conv2d_<i>`` is the i-th Conv node, ``matmul_<i>`` the i-th MatMul/Gemm with a constant
-    weight.  A Conv without bias followed by BatchNormalization keeps only the BN's shift (an Add), as the Relax
-    import folds BN's scale into the conv weight the swap starts from."""
+    ``choice`` is what :class:`OperatorSwap` takes (then the model is imported and swapped again, only for its
+    decisions: which layers, bound how, pooled how), or the OperatorSwap already applied to this model (its
+    decisions are reused, which skips a slow import).  ``params`` holds the new weights: the swapped Relax module
+    itself (read with :func:`layer_weights`) or a map layer name -> [W1, ...] (e.g. after training).  Layers are
+    matched the way the swap names them: ``conv2d_<i>`` is the i-th Conv node, ``matmul_<i>`` the i-th MatMul/Gemm
+    with a constant weight.  A Conv without bias followed by BatchNormalization keeps only the BN's shift (an Add),
+    as the Relax import folds BN's scale into the conv weight the swap starts from."""
     model = load_onnx(onnx_model)
-    swap = OperatorSwap(choice, seed=seed)
-    swapped = swap(import_onnx(model))
-    weights = layer_weights(params) if isinstance(params, tvm.IRModule) else dict(params)
+    swap = choice if isinstance(choice, OperatorSwap) else OperatorSwap(choice, seed=seed)
+    if not swap.decisions:
+        swap(import_onnx(model))
     decisions = {d.layer: d for d in swap.decisions if d.action == "swap"}
+    weights = layer_weights(params, list(decisions)) if isinstance(params, tvm.IRModule) else dict(params)
     missing = sorted(set(decisions) - set(weights))
     if missing:
         raise SynoError(f"no weights given for swapped layer(s) {missing}: pass the swapped module or a map "
                         "layer -> [W1, ...]")
-    del swapped
 
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -231,6 +234,10 @@ def export_swapped(onnx_model: "onnx.ModelProto | str", choice: "Operator | Mapp
             replaced_bn[bn] = node.output[0]
     del graph.node[:]
     graph.node.extend(new_nodes)
+    used = {name for node in graph.node for name in node.input}
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
     out.graph.ClearField("value_info")
     onnx.checker.check_model(out)
     return out
@@ -254,6 +261,11 @@ def _conv_layer(node, d: Decision, op: Operator, arrays, inits, consumers):
     """AveragePool (strided convs) -> operator -> conv bias; a following BatchNormalization on a bias-free conv
     becomes an Add of its shift (its scale lives in the swapped weights, as after Relax's BN folding)."""
     layer, x, y = d.layer, node.input[0], node.output[0]
+    w = inits.get(node.input[1])
+    s = d.shape
+    if w is None or tuple(w.shape) != (s["C_out"], s["C_in"], s["kernel"], s["kernel"]):
+        raise SynoError(f"layer {layer}: the ONNX Conv '{node.name}' does not have the weight shape the swap saw "
+                        f"({s['C_out']}x{s['C_in']}x{s['kernel']}x{s['kernel']}): export the model that was swapped")
     names, new_inits = _weight_inits(layer, op, d.binding, arrays)
     g = Subgraph(initializers=new_inits)
     if d.pool:
