@@ -1,0 +1,164 @@
+"""MetaSchedule tuning of a whole Relax module, with a database that persists in a work directory.
+
+Why not ``relax.pipeline.static_shape_tuning_pipeline``: it cannot tell a workload it has already tuned from a new
+one, so a second run spends the whole budget again, and with a global budget smaller than ``tasks x per-task`` the
+gradient scheduler starves the last tasks (TVM_NOTES 8: ResNet-18 at 232 ms instead of 12 ms).  Here every task
+gets the same ``trials`` (global budget = trials x tasks), and a task whose workload the database already holds at
+this budget or more is not tuned again.  The budget spent per workload is kept in ``budget.json`` beside
+MetaSchedule's own JSON database, because a task with a small search space can end with fewer records than its
+budget and must still count as done.  Failed candidates (build or run errors) are recorded by MetaSchedule's
+default callbacks with an infinite run time, so they never win and are not measured again; we count them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import tvm
+import tvm_ffi
+from tvm.s_tir import meta_schedule as ms
+from tvm.ir.utils import derived_object
+
+from ..errors import SynoError
+
+BUDGET_FILE = "budget.json"
+
+
+@dataclass
+class TaskStats:
+    """One tuning task: its name, how often the model calls it, trials run now and failures among them."""
+
+    name: str
+    weight: int
+    trials: int = 0
+    failed: int = 0
+    reused: bool = False          # already tuned at this budget in the database: no trials this run
+    best_us: float | None = None  # best measured run time of this workload in the database
+
+
+@dataclass
+class TuneResult:
+    """What one :func:`tune` call did; ``new_trials == 0`` on a rerun with the same budget."""
+
+    work_dir: str
+    trials_per_task: int
+    seconds: float
+    tasks: list[TaskStats] = field(default_factory=list)
+
+    @property
+    def new_trials(self) -> int:
+        return sum(t.trials for t in self.tasks)
+
+    @property
+    def failed(self) -> int:
+        return sum(t.failed for t in self.tasks)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "new_trials": self.new_trials, "failed": self.failed}
+
+
+@derived_object
+class _Progress(ms.measure_callback.PyMeasureCallback):
+    """Counts candidates and failures per task and advances a progress bar after every measured batch."""
+
+    def __init__(self, stats: list[TaskStats], bar) -> None:
+        self.stats, self.bar = stats, bar
+
+    def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results) -> None:
+        st = self.stats[task_id]
+        st.trials += len(measure_candidates)
+        st.failed += sum(1 for b, r in zip(builder_results, runner_results)
+                         if b.error_msg is not None or r.error_msg is not None)
+        self.bar.set_postfix_str(f"{st.name[:40]} failed={sum(s.failed for s in self.stats)}")
+        self.bar.update(len(measure_candidates))
+
+
+def _skip_gpu_intrinsics() -> None:
+    """Builder-worker initializer.  Each build batch starts fresh workers whose ``default_build`` imports
+    ``tvm.s_tir.tensor_intrin`` to register tensor-core/Hexagon/ROCm intrinsics: 20-30 s of TVMScript parsing per
+    worker on these cores, past the builder's timeout, so every candidate failed.  CPU fp32 schedules use none of
+    them, so the package is registered without running its ``__init__``."""
+    import importlib.util
+    import sys
+
+    name = "tvm.s_tir.tensor_intrin"
+    if name not in sys.modules:
+        sys.modules[name] = importlib.util.module_from_spec(importlib.util.find_spec(name))
+
+
+def _workload_key(mod: tvm.IRModule) -> str:
+    return f"{tvm_ffi.structural_hash(mod) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def open_database(work_dir: "str | Path") -> ms.database.JSONDatabase:
+    """The JSON database in ``work_dir`` (created if missing)."""
+    path = Path(work_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return ms.database.JSONDatabase(work_dir=str(path))
+
+
+def _best_us(db: ms.database.Database, mod: tvm.IRModule) -> float | None:
+    if not db.has_workload(mod):
+        return None
+    top = db.get_top_k(db.commit_workload(mod), 1)
+    if not top or not top[0].run_secs:
+        return None
+    return 1e6 * sum(float(s) for s in top[0].run_secs) / len(top[0].run_secs)
+
+
+def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", trials: int, *,
+         seed: int = 0, progress: bool = True) -> TuneResult:
+    """Tune every task of ``mod`` with ``trials`` candidates each, skipping workloads already tuned at this budget.
+
+    Needs the device of ``target`` on this machine (MetaSchedule's local runner); raises SynoError otherwise."""
+    from tqdm import tqdm
+
+    if trials < 1:
+        raise SynoError(f"--trials must be at least 1 (got {trials})")
+    if target.kind.name != "llvm" or "aarch64" in str(target.attrs.get("mtriple", "")):
+        raise SynoError(f"tuning {target.kind.name} needs that device here; this machine tunes only its own CPU")
+    start = time.time()
+    work = Path(work_dir)
+    db = open_database(work)
+    ledger_path = work / BUDGET_FILE
+    ledger: dict[str, int] = json.loads(ledger_path.read_text()) if ledger_path.is_file() else {}
+    extracted = ms.relax_integration.extract_tasks(mod, target)
+    todo, stats_all = [], []
+    for task in extracted:
+        key = _workload_key(task.dispatched[0])
+        st = TaskStats(task.task_name, int(task.weight))
+        st.reused = ledger.get(key, 0) >= trials and db.has_workload(task.dispatched[0])
+        stats_all.append(st)
+        if not st.reused:
+            todo.append((task, st, key))
+    if todo:
+        # MetaSchedule prints per-trial tables and XGBoost iterations on stdout at DEBUG; keep them in
+        # work_dir/logs (file handlers stay at DEBUG) and show the progress bar instead.
+        logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            [t for t, _, _ in todo], work_dir=str(work), seed=seed)
+        with tqdm(total=trials * len(todo), desc=f"tuning {len(todo)} tasks x {trials} trials", unit="trial",
+                  disable=not progress, leave=False) as bar:
+            callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
+            callbacks.append(_Progress([st for _, st, _ in todo], bar))
+            ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=str(work),
+                               max_trials_global=trials * len(todo), max_trials_per_task=trials,
+                               num_trials_per_iter=min(trials, 64), database=db, measure_callbacks=callbacks,
+                               builder=ms.builder.LocalBuilder(initializer=_skip_gpu_intrinsics))
+        for _, _, key in todo:
+            ledger[key] = max(ledger.get(key, 0), trials)
+        tmp = ledger_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(ledger, indent=1, sort_keys=True) + "\n")
+        tmp.replace(ledger_path)
+    for task, st in zip(extracted, stats_all):
+        st.best_us = _best_us(db, task.dispatched[0])
+    return TuneResult(str(work), trials, time.time() - start, stats_all)
+
+
+def compile_tuned(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path"):
+    """Build ``mod`` with the best schedules of the database in ``work_dir`` (untuned functions get defaults)."""
+    return ms.relax_integration.compile_relax(open_database(work_dir), mod, target, params=None)
