@@ -53,6 +53,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train.loop import Config, train
+
+    cfg = Config(model=args.model, operator=args.operator, width=args.width, batch=args.batch, epochs=args.epochs,
+                 lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay, schedule=args.schedule,
+                 data=args.data, limit=args.limit, augment=not args.no_augment, seed=args.seed, threads=args.threads)
+    _, history = train(cfg, args.out, resume=args.resume)
+    last = history.last
+    print(f"val accuracy {last['val_acc']:.4f}  val loss {last['val_loss']:.4f}  "
+          f"{last['images_per_s']:.1f} train images/s  -> {args.out}")
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from .ir.formula import operator_formula, render
     from .lower.order import plan
@@ -118,6 +131,26 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_show)
     ls = sub.add_parser("list", help="list the named operators")
     ls.set_defaults(fn=cmd_list)
+    t = sub.add_parser("train", help="train a model (optionally with an operator swapped in) inside TVM")
+    t.add_argument("--model", default="builtin:resnet18-cifar", help="builtin:resnet18-cifar, builtin:small-cnn or "
+                   "an .onnx classifier (its batch dimension is set to --batch)")
+    t.add_argument("--operator", help="swap this operator (named or JSON file) into every eligible layer")
+    t.add_argument("--epochs", type=int, default=1)
+    t.add_argument("--out", required=True, help="directory for checkpoint.npz, weights.npz, trained.onnx, history.json")
+    t.add_argument("--data", default="fashion-mnist", help="fashion-mnist (Debian dataset-fashion-mnist), digits, "
+                   "or an .npz with 'images' and 'labels'")
+    t.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz (same settings)")
+    t.add_argument("--width", type=int, default=8, help="channel width of a built-in model")
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--lr", type=float, default=0.05)
+    t.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    t.add_argument("--weight-decay", type=float, help="default: 5e-4 for sgd, 0 for adam")
+    t.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
+    t.add_argument("--limit", type=int, help="train/validate on a fixed random subset of this many images")
+    t.add_argument("--no-augment", action="store_true", help="no random crop / flip")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2)
+    t.set_defaults(fn=cmd_train)
     return p
 
 

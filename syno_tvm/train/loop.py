@@ -13,7 +13,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import onnx
@@ -22,6 +22,7 @@ from onnx import numpy_helper
 from tvm import relax
 
 from ..errors import SynoError
+from ..ir.graph import Operator
 from . import data as data_mod
 from .graph import TrainGraph, build_graph
 from .optim import Schedule, make
@@ -190,9 +191,11 @@ def write_onnx(model: onnx.ModelProto, graph: TrainGraph, trainer: Trainer, path
 
 def train(config: Config, out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
           after_epoch: Callable[[int, dict], None] | None = None,
-          dataset: data_mod.Dataset | None = None) -> tuple[Trainer, History]:
+          choice: "Mapping[str, Operator | None] | None" = None) -> tuple[Trainer, History]:
     """Train per ``config``; with ``out_dir`` a checkpoint after every epoch, ``trained.onnx`` and ``weights.npz``
-    at the end.  ``after_epoch(epoch, record)`` is called after each checkpoint (tests use it to simulate a kill)."""
+    at the end.  ``after_epoch(epoch, record)`` is called after each checkpoint (tests use it to simulate a kill).
+    ``choice`` (a per-layer operator map, e.g. from the proxy) replaces ``config.operator``, which then only labels
+    the run."""
     from ..cli import load_operator
 
     out = Path(out_dir) if out_dir is not None else None
@@ -203,12 +206,12 @@ def train(config: Config, out_dir: str | Path | None = None, resume: bool = Fals
         raise SynoError(f"--resume: no checkpoint in '{out_dir}' (train once without --resume first)")
     if config.epochs < 1 or config.batch < 1:
         raise SynoError(f"epochs and batch must be >= 1 (got {config.epochs}, {config.batch})")
-    ds = dataset or data_mod.load(config.data, val_fraction=config.val_fraction, seed=config.seed,
+    ds = data_mod.load(config.data, val_fraction=config.val_fraction, seed=config.seed,
                                   limit=config.limit)
     if len(ds.train_y) < config.batch:
         raise SynoError(f"{len(ds.train_y)} training images are fewer than one batch of {config.batch}")
     model = model_proto(config, ds.num_classes)
-    op = load_operator(config.operator)[0] if config.operator else None
+    op = choice if choice is not None else load_operator(config.operator)[0] if config.operator else None
     graph = build_graph(model, op, make(config.optimizer, config.weight_decay), seed=config.seed)
     if graph.num_classes < ds.num_classes or tuple(graph.input_shape[1:]) != ds.image_shape:
         raise SynoError(f"the model takes {list(graph.input_shape[1:])} images with {graph.num_classes} classes; "
