@@ -61,19 +61,28 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=10, help="timed training steps per side")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3, help="alternating syno-tvm / PyTorch measurements")
     p.add_argument("--torch-python", default=os.environ.get("SYNO_TORCH_PYTHON", "/work/torch-venv/bin/python"))
     p.add_argument("--skip-accuracy", action="store_true")
     p.add_argument("--json", help="also write all numbers here")
     a = p.parse_args()
     recipe = proxy.PROXY
     w, b = recipe.width, recipe.batch
-    print(f"ResNet-18 (CIFAR form) width {w}, batch {b}, {a.threads} threads, median of {a.steps} steps")
-    tvm_ips = tvm_throughput(w, b, a.threads, a.steps)
-    torch_ips = torch_throughput(a.torch_python, w, b, a.threads, a.steps)
-    print(f"  syno-tvm  {tvm_ips:8.1f} images/s  (compiled Relax step, default untuned schedules)")
-    if torch_ips:
-        print(f"  PyTorch   {torch_ips:8.1f} images/s  -> syno-tvm / PyTorch = {tvm_ips / torch_ips:.3f}")
-    result = {"throughput": {"width": w, "batch": b, "threads": a.threads, "syno_tvm": tvm_ips, "torch": torch_ips}}
+    print(f"ResNet-18 (CIFAR form) width {w}, batch {b}, {a.threads} threads, median of {a.steps} steps, "
+          f"{a.rounds} alternating rounds (the machine is shared: compare within a round)")
+    rounds = []
+    for r in range(a.rounds):
+        tvm_ips = tvm_throughput(w, b, a.threads, a.steps)
+        torch_ips = torch_throughput(a.torch_python, w, b, a.threads, a.steps)
+        rounds.append({"syno_tvm": tvm_ips, "torch": torch_ips})
+        ratio = f"  -> syno-tvm / PyTorch = {tvm_ips / torch_ips:.3f}" if torch_ips else ""
+        print(f"  round {r + 1}: syno-tvm {tvm_ips:8.1f} images/s   PyTorch "
+              f"{torch_ips or float('nan'):8.1f} images/s{ratio}", flush=True)
+    if all(x["torch"] for x in rounds):
+        ratios = sorted(x["syno_tvm"] / x["torch"] for x in rounds)
+        print(f"  median ratio syno-tvm / PyTorch: {ratios[len(ratios) // 2]:.3f} "
+              f"(range {ratios[0]:.3f} .. {ratios[-1]:.3f}); syno-tvm runs default untuned schedules")
+    result = {"throughput": {"width": w, "batch": b, "threads": a.threads, "rounds": rounds}}
     if not a.skip_accuracy:
         g = max(1, w // 2)
         variants = [("original", None), ("conv2d", conv2d()),
