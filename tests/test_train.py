@@ -66,10 +66,8 @@ def _numpy_step(p: dict, x: np.ndarray, labels: np.ndarray, lr: float, mom: floa
     dbn = da2 * (bn > 0)
     grads["g"], grads["beta"] = (dbn * xhat).sum(axis=(0, 2, 3)), dbn.sum(axis=(0, 2, 3))
     dxhat = dbn * g[None, :, None, None]
-    m = z2.shape[0] * z2.shape[2] * z2.shape[3]
     dz2 = (dxhat - dxhat.mean(axis=(0, 2, 3), keepdims=True)
            - xhat * (dxhat * xhat).mean(axis=(0, 2, 3), keepdims=True)) / np.sqrt(var + eps)[None, :, None, None]
-    assert m > 0
     da1, grads["w2"] = _conv_grads(a1, w2, dz2)
     dz1 = da1 * (z1 > 0)
     _, grads["w1"] = _conv_grads(x, w1, dz1)
@@ -85,12 +83,11 @@ def test_one_step_matches_numpy_reference():
     model = small_cnn(batch=4, width=3, seed=1)
     graph = build_graph(model, optimizer=SGD(momentum=0.9, weight_decay=1e-3))
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    names = {s.onnx_name: k for k, s in enumerate(graph.params)}
-    key = {"w1": "conv_w", "b1": "conv_b", "w2": "conv_w", "g": "bn_gamma", "beta": "bn_beta", "fw": "fc_w", "fb": "fc_b"}
-    onnx_names = [s.onnx_name for s in graph.params]
-    # map the reference's names onto the ONNX initializers in program order (conv_w appears twice)
+    # the reference's names, in program order, against the ONNX initializer names (conv_w appears twice)
     order = ["w1", "b1", "w2", "g", "beta", "fw", "fb"]
-    assert [n.rsplit("_", 1)[0] for n in onnx_names] == [key[k] for k in order]
+    onnx_names = [s.onnx_name for s in graph.params]
+    assert [n.rsplit("_", 1)[0] for n in onnx_names] == ["conv_w", "conv_b", "conv_w", "bn_gamma", "bn_beta",
+                                                          "fc_w", "fc_b"]
     p = {k: inits[n].astype(np.float64) for k, n in zip(order, onnx_names)}
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
@@ -101,7 +98,7 @@ def test_one_step_matches_numpy_reference():
     ref_loss, ref_new, mu, var = _numpy_step(p, x.astype(np.float64), labels, lr, 0.9, 1e-3, 1e-5)
     assert abs(loss - ref_loss) < 1e-4
     for k, n in zip(order, onnx_names):
-        got = trainer.params[names[n]].numpy()
+        got = trainer.params[onnx_names.index(n)].numpy()
         np.testing.assert_allclose(got, ref_new[k], rtol=1e-4, atol=1e-4, err_msg=k)
         assert not np.allclose(got, p[k], atol=1e-6), f"{k} did not move"
     # running statistics: momentum 0.9 (ONNX), population variance
