@@ -229,6 +229,8 @@ def build_graph(model: onnx.ModelProto, operator: "Operator | Mapping[str, Opera
             gv = bb.emit_output(infer_func.body.body)
         bb.emit_func_output(gv)
     mod = bb.get()
+    # "loss" and "infer" were built over the same parameter Vars; one definition site per Var (FuseOps checks it)
+    mod["infer"] = relax.utils.copy_with_new_vars(mod["infer"])
     mod = relax.transform.Gradient("loss", require_grads=pvars)(mod)
     mod = _add_step(mod, params, states, optimizer, shape, out_shape)
     mod = strip_with_grad(mod)
