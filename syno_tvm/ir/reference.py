@@ -34,6 +34,13 @@ def _space(op: Operator, binding: Mapping[str, int]):
     return shape, mask, idx
 
 
+def iteration_space(op: Operator, binding: Mapping[str, int]):
+    """(shape, mask, index arrays per tensor) of the whole iteration space (output dims, then Reduce dims): the
+    gather that :func:`evaluate` multiplies, for callers that need the index structure itself (synthesis's
+    semantic fingerprint)."""
+    return _space(op, binding)
+
+
 def _guard(g: tuple) -> np.ndarray:
     kind = g[0]
     if kind == "range":

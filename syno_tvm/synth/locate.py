@@ -1,0 +1,232 @@
+"""Find a given operator in a space, or say which rule or limit keeps it out.
+
+Two stages.  First the operator is *replayed*: its primitives are turned into the space's bottom-up steps (its
+Reduces first, in canonical order; then every primitive once all of its bottom dims exist, with the Shares of one
+weight as one Contraction) and each step is checked as the space checks it.  If every step is allowed and the end
+node finalizes, the operator is in the space in exactly this form.  If a canonicalization rule rejects a step, the
+form is redundant by design, so a bounded search looks for its *canonical twin*: a final operator of the space
+with the same semantic fingerprint (:mod:`syno_tvm.synth.fingerprint`), built from sizes related to the
+operator's own.  A limit (depth, weights, FLOPs, an unenumerated size) is reported as the reason it is excluded.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from ..ir.graph import Operator
+from .fingerprint import fingerprint
+from .space import Space
+from .spec import size_key
+from .state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, STRIDE, UNFOLD, Node, Step
+
+TWIN_SEARCH_NODES = 20_000
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an operator is: ``found`` with the path of steps and the space's final operator; ``twin`` when the
+    given form was redundant and a canonical twin (same fingerprint) was found instead; else ``reason``."""
+
+    found: bool
+    path: tuple[Step, ...] = ()
+    operator: Operator | None = None
+    twin: bool = False
+    reason: str = ""
+
+    @property
+    def depth(self) -> int:
+        return len(self.path)
+
+
+def locate(space: Space, op: Operator) -> Location:
+    nodes: list[Node] = []
+    replay = _replay(space, op, nodes)
+    if replay.found or not replay.reason.startswith("rule "):
+        return replay
+    twin = _twin(space, op, nodes)
+    if twin is not None:
+        return Location(True, twin.path, twin.operator, True, f"given form excluded by {replay.reason}")
+    return Location(False, reason=f"{replay.reason}; no canonical twin found within {TWIN_SEARCH_NODES} nodes")
+
+
+def _replay(space: Space, op: Operator, nodes: list[Node]) -> Location:
+    """Replay ``op``'s primitives as steps; ``nodes`` receives the nodes passed (root first)."""
+    spec = space.spec
+    if [op.sizes[d] for d in op.input] != [d.size for d in spec.input] or \
+            [op.sizes[d] for d in op.output] != [d.size for d in spec.output]:
+        return Location(False, reason="shape: its input/output sizes are not the spec's")
+    for i, o in spec.fixed_pairs:
+        if op.input[i] != op.output[o]:
+            return Location(False, reason=f"fixed pair: input dim {i} is not output dim {o} passed through")
+    node = space.root()
+    nodes.append(node)
+    fixed_out = {o for _, o in spec.fixed_pairs}
+    where = {d: f.hash for d, f in zip([d for p, d in enumerate(op.output) if p not in fixed_out], node.frontier)}
+    path: list[Step] = []
+
+    def advance(step: Step, targets: list[int]) -> str:
+        nonlocal node
+        if step.kind != CONTRACT and step not in set(space.steps(node, step.kind)):
+            return f"limit: step {step.kind} with these sizes is not enumerated by spec '{spec.name}' " \
+                   f"(reductions, allowance, block, window or stride sizes)"
+        if step.kind == CONTRACT and not _contraction_ok(space, node, step):
+            return "limit: weights, shares per weight or variable allowance"
+        child, why = space.child(node, step)
+        if child is None:
+            return why
+        node = child
+        nodes.append(node)
+        path.append(step)
+        for t, h in zip(targets, child.created):
+            where[t] = h
+        return ""
+
+    reduce_prims = sorted((p for p in op.prims if p.kind == "reduce"), key=lambda p: size_key(op.sizes[p.tops[0]]))
+    for p in reduce_prims:
+        why = advance(Step(REDUCE, size=op.sizes[p.tops[0]]), [p.tops[0]])
+        if why:
+            return Location(False, tuple(path), reason=why)
+    expanded = {p.bottoms[0] for p in op.prims if p.kind == "expand"}
+    pending = [i for i in op.topo_order if op.prims[i].kind not in ("reduce",)]
+    share_of = {}
+    for i, p in enumerate(op.prims):
+        if p.kind == "share":
+            share_of.setdefault(p.param, []).append(i)
+    skip = {i for i, p in enumerate(op.prims) if p.kind == "expand" and _is_outer(op, p.bottoms[0])}
+    done: set[int] = set()
+    while len(done) + len(skip) < len(pending):
+        unit = None
+        for i in pending:
+            if i in done or i in skip:
+                continue
+            p = op.prims[i]
+            group = share_of[p.param] if p.kind == "share" else [i]
+            if all(b in where for j in group for b in op.prims[j].bottoms):
+                unit = group
+                break
+        if unit is None:
+            return Location(False, tuple(path), reason="shape: its Shares of one weight are not one Contraction "
+                                                       "(some are applied after views of others)")
+        why = advance(*_step(op, unit, where, expanded))
+        if why:
+            return Location(False, tuple(path), reason=why)
+        done.update(unit)
+    final = space.finalize(node)
+    if final.operator is None:
+        return Location(False, tuple(path), reason=final.why)
+    return Location(True, tuple(path), final.operator)
+
+
+def _is_outer(op: Operator, d: int) -> bool:
+    """Whether dim d is the input-side top of a Share (so an Expand on it makes that Share outer)."""
+    src = op.source.get(d)
+    return src is not None and op.prims[src].kind == "share" and op.prims[src].tops[0] == d
+
+
+def _step(op: Operator, unit: list[int], where: dict[int, str], expanded: set[int]) -> tuple[Step, list[int]]:
+    """The space step for one primitive (or one weight's Shares) and the target dims its created dims map to."""
+    p = op.prims[unit[0]]
+    k = p.kind
+    if k == "share":
+        pairs = sorted((where[op.prims[i].bottoms[0]], op.prims[i].tops[0] in expanded, op.prims[i].tops[0])
+                       for i in unit)
+        step = Step(CONTRACT, tuple(h for h, _, _ in pairs), outer=tuple(o for _, o, _ in pairs))
+        return step, [t for _, o, t in pairs if not o]
+    if k == "merge":
+        return Step(MERGE, (where[p.bottoms[0]],), op.sizes[p.tops[1]]), list(p.tops)
+    if k == "split":
+        return Step(SPLIT, (where[p.bottoms[0]], where[p.bottoms[1]])), list(p.tops)
+    if k == "shift":
+        return Step(SHIFT, (where[p.bottoms[0]],)), list(p.tops)
+    if k == "stride":
+        return Step(STRIDE, (where[p.bottoms[0]],), op.sizes[p.tops[0]] / op.sizes[p.bottoms[0]]), list(p.tops)
+    if k == "unfold":
+        return Step(UNFOLD, (where[p.bottoms[0]], where[p.bottoms[1]])), list(p.tops)
+    return Step(EXPAND, (where[p.bottoms[0]],)), []
+
+
+def _contraction_ok(space: Space, node: Node, step: Step) -> bool:
+    n = len(step.dims)
+    return (len(node.weights) < space.spec.max_weights and 2 <= n <= space.spec.max_shares
+            and not all(step.outer) and space._allowance_ok(node, [node.dim(h).size for h in step.dims]))
+
+
+# ---- canonical twin search --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Hit:
+    path: tuple[Step, ...]
+    operator: Operator
+
+
+def _twin(space: Space, op: Operator, nodes: list[Node]) -> _Hit | None:
+    """Search for a final with ``op``'s fingerprint.  It starts from the last replayed node and then from each
+    earlier one (the redundancy is usually in the last few steps), and uses no more steps of each kind than ``op``
+    has, sizes related to ``op``'s (its sizes, their pairwise products and quotients) and weights with ``op``'s
+    weights' size sets."""
+    spec = space.spec
+    probe = spec.probe_binding
+    want = fingerprint(op, probe)
+    sizes = set(op.sizes)
+    vocab = sizes | {a * b for a in sizes for b in sizes} | {a / b for a in sizes for b in sizes}
+    total = Counter(p.kind for p in op.prims if p.kind not in ("share", "expand"))
+    total[CONTRACT] = len(op.weights)
+    total[EXPAND] = sum(1 for p in op.prims if p.kind == "expand" and not _is_outer(op, p.bottoms[0]))
+    weight_sets = Counter(tuple(sorted(str(op.sizes[d]) for d in w)) for w in op.weights)
+    budget = [TWIN_SEARCH_NODES]
+
+    def used(node: Node) -> Counter:
+        c = Counter(p.kind for p in node.prims if p.kind not in ("share", "expand"))
+        c[CONTRACT] = len(node.weights)
+        c[EXPAND] = len(node.expands) - sum(1 for w in node.weights for t in w.tops if not t)
+        return c
+
+    def steps(node: Node):
+        have = used(node)
+        for kind in STEP_KINDS:
+            if have[kind] >= total[kind]:
+                continue
+            if kind == CONTRACT:
+                made = Counter(tuple(sorted(str(node.sizes[d]) for d, _ in w.dims)) for w in node.weights)
+                for step in space.steps(node, CONTRACT):
+                    key = tuple(sorted(str(node.dim(h).size) for h in step.dims))
+                    if made[key] < weight_sets[key]:
+                        yield step
+                continue
+            for step in space.steps(node, kind):
+                if kind == REDUCE and step.size not in vocab:
+                    continue
+                if kind == MERGE and not (step.size in vocab and node.dim(step.dims[0]).size / step.size in vocab):
+                    continue
+                if kind == SPLIT and node.dim(step.dims[0]).size * node.dim(step.dims[1]).size not in vocab:
+                    continue
+                yield step
+
+    def dfs(node: Node, path: list[Step], seen: set[str]) -> _Hit | None:
+        if node.hash in seen or budget[0] <= 0:
+            return None
+        seen.add(node.hash)
+        budget[0] -= 1
+        final = space.finalize(node)
+        if final.operator is not None and fingerprint(final.operator, probe) == want:
+            return _Hit(tuple(path), final.operator)
+        for step in steps(node):
+            child, _ = space.child(node, step)
+            if child is not None:
+                hit = dfs(child, path + [step], seen)
+                if hit is not None:
+                    return hit
+        return None
+
+    for start in reversed(range(len(nodes))):
+        prefix = list(_path_steps(nodes[: start + 1]))
+        hit = dfs(nodes[start], prefix, set())
+        if hit is not None:
+            return hit
+    return None
+
+
+def _path_steps(nodes: list[Node]):
+    for n in nodes[1:]:
+        yield n.last

@@ -1,0 +1,172 @@
+"""Random descent through the space: uniform-ish, with backtracking, and honest dead-end accounting.
+
+At a node the sampler picks a step *kind* uniformly among the kinds that still have untried steps (plus Finalize
+when the node is final and not yet returned), then a step of that kind uniformly.  Uniform over kinds rather than
+over children keeps the 3^n Contraction children from drowning the views.  A child that a rule or the shape
+distance rejects is dropped for good; a node whose steps are all used up without a final below it is a *dead end*
+(the distance bound admitted it, but no valid operator lies below), and the sampler backs up to its parent.
+A step stays on offer until its child is used up, so later descents spread over the whole lattice.  After a few
+backtracks in a row the descent restarts from the root (dead marks persist): a large dead region is left behind
+instead of being exhausted.
+
+Per node hash the sampler remembers what is left to try (the space is a lattice, so a node reached by another path
+is the same entry), so the returned operators are distinct: a final that was returned is not offered again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import SynoError
+from .space import Final, Space
+from .state import CONTRACT, FINALIZE, STEP_KINDS, Node, Step
+
+LAZY = Step(CONTRACT)        # placeholder: Contractions are drawn at random, not listed
+CONTRACT_MISSES = 12         # consecutive rejected random Contractions after which a node offers none
+
+
+@dataclass
+class _Entry:
+    """What is left to try below one node."""
+
+    pending: dict[str, list[Step]]
+    final: bool
+    children: dict[Step, Node] = field(default_factory=dict)
+    contract_ok: list[Step] = field(default_factory=list)
+    contract_misses: int = 0
+    exhausted: bool = False
+    has_final: bool = False
+
+
+@dataclass
+class Stats:
+    """Counters over all descents: distinct nodes entered, dead ends proven, finals returned, steps rejected."""
+
+    nodes: int = 0
+    dead: int = 0
+    finals: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dead_end_ratio(self) -> float:
+        """Share of the entered nodes that turned out to have no valid final below them."""
+        return self.dead / self.nodes if self.nodes else 0.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One random final: the operator, its verdict (FLOPs and params per layer) and the path of steps to it."""
+
+    final: Final
+    path: tuple[Step, ...]
+
+
+class Sampler:
+    def __init__(self, space: Space, max_restarts: int = 20_000, backtracks_per_descent: int = 16) -> None:
+        self.space = space
+        self.max_restarts = max_restarts
+        self.backtracks_per_descent = backtracks_per_descent
+        self.entries: dict[str, _Entry] = {}
+        self.stats = Stats()
+
+    def _entry(self, node: Node) -> _Entry:
+        e = self.entries.get(node.hash)
+        if e is None:
+            pending = {k: list(self.space.steps(node, k)) for k in STEP_KINDS if k != CONTRACT}
+            if len(node.weights) < self.space.spec.max_weights and len(node.frontier) >= 2:
+                pending[CONTRACT] = [LAZY]
+            e = _Entry({k: v for k, v in pending.items() if v}, self.space.is_final(node))
+            self.entries[node.hash] = e
+            self.stats.nodes += 1
+        return e
+
+    def _contraction(self, node: Node, e: _Entry, rng: np.random.Generator, path: list) -> None:
+        """Descend into a random Contraction child: half the time a known-good one, else a fresh random draw.  After
+        CONTRACT_MISSES rejected draws in a row with no good one known, the node offers no Contraction: with up to
+        3^n candidates, listing them all costs more than the dead ends they would rule out (the dead-end count is
+        therefore a count of nodes where the sampler *found* nothing)."""
+        if e.contract_ok and rng.random() < 0.5:
+            i = int(rng.integers(len(e.contract_ok)))
+            step = e.contract_ok[i]
+            child = e.children[step]
+            ce = self.entries.get(child.hash)
+            if ce is not None and ce.exhausted:
+                e.contract_ok[i] = e.contract_ok[-1]
+                e.contract_ok.pop()
+                del e.children[step]
+            else:
+                path.append((child, step))
+            return
+        step = self.space.random_contraction(node, rng)
+        child = None
+        if step is not None and step not in e.children:
+            child, why = self.space.child(node, step)
+            if child is None:
+                key = " ".join(why.split()[:2])
+                self.stats.rejected[key] = self.stats.rejected.get(key, 0) + 1
+        if child is None or (self.entries.get(child.hash) is not None and self.entries[child.hash].exhausted):
+            e.contract_misses += 1
+            if e.contract_misses >= CONTRACT_MISSES and not e.contract_ok:
+                del e.pending[CONTRACT]
+            return
+        e.contract_misses = 0
+        e.children[step] = child
+        e.contract_ok.append(step)
+        path.append((child, step))
+
+    def random_final(self, rng: np.random.Generator) -> Sample:
+        """Descend from the root to a final not returned before; SynoError if the space is exhausted or the
+        backtrack budget runs out (that is the dead-end report)."""
+        root = self.space.root()
+        path: list[tuple[Node, Step | None]] = [(root, None)]
+        backtracks = restarts = 0
+        while path:
+            node = path[-1][0]
+            e = self._entry(node)
+            kinds = list(e.pending) + ([FINALIZE] if e.final else [])
+            if not kinds:
+                e.exhausted = True
+                if not e.has_final:
+                    self.stats.dead += 1
+                path.pop()
+                backtracks += 1
+                if backtracks > self.backtracks_per_descent and path:
+                    # a dead region: restart from the root (dead marks persist) rather than exhaust it
+                    path, backtracks, restarts = [(root, None)], 0, restarts + 1
+                    if restarts > self.max_restarts:
+                        break
+                continue
+            kind = kinds[int(rng.integers(len(kinds)))]
+            if kind == FINALIZE:
+                e.final = False
+                for n, _ in path:
+                    self.entries[n.hash].has_final = True
+                self.stats.finals += 1
+                return Sample(self.space.finalize(node), tuple(s for _, s in path[1:]))
+            if kind == CONTRACT:
+                self._contraction(node, e, rng, path)
+                continue
+            steps = e.pending[kind]
+            i = int(rng.integers(len(steps)))
+            step = steps[i]
+            child = e.children.get(step)
+            if child is None:
+                child, why = self.space.child(node, step)
+                if child is None:
+                    key = " ".join(why.split()[:2])
+                    self.stats.rejected[key] = self.stats.rejected.get(key, 0) + 1
+                else:
+                    e.children[step] = child
+            ce = self.entries.get(child.hash) if child is not None else None
+            if child is None or (ce is not None and ce.exhausted):
+                steps[i] = steps[-1]
+                steps.pop()
+                if not steps:
+                    del e.pending[kind]
+                e.children.pop(step, None)
+                continue
+            path.append((child, step))
+        raise SynoError(f"no further final operator: the space of spec '{self.space.spec.name}' is exhausted or "
+                        f"{restarts} descents ended in dead ends; raise the depth or loosen the limits")

@@ -1,0 +1,350 @@
+"""The bottom-up space of operators: nodes are partial operators, children are primitive applications in reverse.
+
+Direction (Syno's, syno.md 3.1): the root is the output's dims; Reduces come first, then the primitives are applied
+in reverse (``Merge^-1`` turns one frontier dim into two, ``Split^-1`` two into one, ``Unfold^-1`` a (main, window)
+pair into one, ``Expand^-1`` closes a dim, ``Shift^-1``/``Stride^-1`` replace one), and a Contraction adds one
+weight: it Shares a set of frontier dims with the new weight, each *inner* (the input keeps the dim) or *outer*
+(Share + Expand: only the weight has it).  A node is final when its frontier is exactly the input's dims and the
+operator is within the spec's limits in every layer; :meth:`Space.finalize` then returns the
+:class:`~syno_tvm.ir.graph.Operator`.
+
+Every step costs one unit of depth (a Contraction too, whatever its size); a child whose shape distance exceeds
+the depth left is never generated (:mod:`syno_tvm.synth.distance`), and a step that a canonicalization rule
+rejects is never generated (:mod:`syno_tvm.synth.canon`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import SynoError
+from ..ir.graph import Operator, Prim
+from ..ir.library import named
+from ..ir.sizes import Size
+from .canon import RULES, Rule, first_violation
+from .distance import UNREACHABLE, distance
+from .spec import Spec
+from .state import (CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, STRIDE, UNFOLD, Dim, Node, Step,
+                    Weight, digest)
+
+
+@dataclass(frozen=True)
+class Final:
+    """Finalize's verdict on a node: the operator, or why there is none (a limit, named)."""
+
+    operator: Operator | None
+    why: str = ""
+    flops: tuple[int, ...] = ()
+    params: tuple[int, ...] = ()
+
+
+class Space:
+    """The space of one spec under one rule table.  Nodes are values; the Space only caches per node hash."""
+
+    def __init__(self, spec: Spec, rules: tuple[Rule, ...] = RULES) -> None:
+        self.spec = spec
+        self.rules = tuple(rules)
+        self._valid: dict[Size, bool] = {}
+        self._finals: dict[str, Final] = {}
+        self._input_sizes = sorted(str(d.size) for d in spec.search_input)
+
+    # ---- nodes --------------------------------------------------------------------------------------------------
+    def root(self) -> Node:
+        """The output's dims; fixed pairs (the batch) are dims of the output and the input at once."""
+        sizes, frontier = [], []
+        fixed_out = {o for _, o in self.spec.fixed_pairs}
+        for pos, d in enumerate(self.spec.output):
+            sizes.append(d.size)
+            if pos not in fixed_out:
+                frontier.append(Dim(pos, d.size, digest("out", pos, d.size), "out", unordered=d.unordered))
+        return Node(tuple(sizes), (), tuple(range(len(sizes))), tuple(frontier))
+
+    def distance(self, node: Node) -> int:
+        can_reduce = node.only_reduces or all(r.name != "reduce_first" for r in self.rules)
+        return distance(self.spec, node, can_reduce)
+
+    def remaining(self, node: Node) -> int:
+        return self.spec.max_depth - node.depth
+
+    def valid(self, size: Size) -> bool:
+        if size not in self._valid:
+            self._valid[size] = self.spec.valid(size)
+        return self._valid[size]
+
+    # ---- steps --------------------------------------------------------------------------------------------------
+    def steps(self, node: Node, kind: str) -> Iterator[Step]:
+        """Candidate steps of one kind (before rules and distance), each distinct frontier hash once."""
+        spec, uniq = self.spec, list(node.by_hash.values())
+        if kind == REDUCE:
+            if node.reductions < spec.max_reductions:
+                for s in spec.reduce_sizes:
+                    if self._allowance_ok(node, [s]):
+                        yield Step(REDUCE, size=s)
+        elif kind == MERGE:
+            for d in uniq:
+                for b in spec.block_sizes:
+                    if b != d.size and self.valid(d.size / b):
+                        yield Step(MERGE, (d.hash,), b)
+        elif kind in (SHIFT, EXPAND):
+            for d in uniq:
+                yield Step(kind, (d.hash,))
+        elif kind == STRIDE:
+            for d in uniq:
+                for s in spec.stride_sizes:
+                    yield Step(STRIDE, (d.hash,), s)
+        elif kind == SPLIT:
+            seen = set()
+            for a, b in itertools.permutations(node.frontier, 2):
+                if (a.hash, b.hash) not in seen:
+                    seen.add((a.hash, b.hash))
+                    yield Step(SPLIT, (a.hash, b.hash))
+        elif kind == UNFOLD:
+            windows = set(spec.window_sizes)
+            for m in uniq:
+                for w in uniq:
+                    if w.size in windows and m is not w and self._bigger(m.size, w.size):
+                        yield Step(UNFOLD, (m.hash, w.hash))
+        elif kind == CONTRACT:
+            if len(node.weights) < spec.max_weights:
+                yield from self._contractions(node)
+
+    def _bigger(self, main: Size, window: Size) -> bool:
+        """An Unfold needs a main dim larger than its window in every binding (else it is all padding)."""
+        return all(main.evaluate(b) > window.evaluate(b) for b in self.spec.bindings)
+
+    def _contractions(self, node: Node) -> Iterator[Step]:
+        """Every multiset of 2..max_shares frontier dims, each inner or outer, at least one inner."""
+        groups = sorted(node.by_hash)
+        count = {h: sum(1 for d in node.frontier if d.hash == h) for h in groups}
+        # per hash: how many selected inner, how many outer
+        options = [[(i, o) for i in range(count[h] + 1) for o in range(count[h] + 1 - i)] for h in groups]
+        for choice in itertools.product(*options):
+            n_in = sum(i for i, _ in choice)
+            n_all = n_in + sum(o for _, o in choice)
+            if n_in < 1 or not 2 <= n_all <= self.spec.max_shares:
+                continue
+            dims, outer = [], []
+            for h, (i, o) in zip(groups, choice):
+                dims += [h] * (i + o)
+                outer += [False] * i + [True] * o
+            # the same (hash, outer) order as random_contraction, so equal steps compare equal
+            pairs = sorted(zip(dims, outer))
+            dims, outer = [h for h, _ in pairs], [o for _, o in pairs]
+            sizes = [node.dim(h).size for h in dims]
+            if self._allowance_ok(node, sizes):
+                yield Step(CONTRACT, tuple(dims), outer=tuple(outer))
+
+    def random_contraction(self, node: Node, rng: np.random.Generator) -> Step | None:
+        """One random Contraction candidate (uniform number of Shares, then dims, then inner/outer with at least one
+        inner), or None when the node allows none.  The sampler uses this instead of listing all 3^n of them."""
+        n = len(node.frontier)
+        top = min(self.spec.max_shares, n)
+        if len(node.weights) >= self.spec.max_weights or top < 2:
+            return None
+        count = int(rng.integers(2, top + 1))
+        picked = sorted(rng.choice(n, size=count, replace=False).tolist())
+        outer = rng.integers(0, 2, size=count).astype(bool).tolist()
+        outer[int(rng.integers(count))] = False
+        pairs = sorted((node.frontier[i].hash, o) for i, o in zip(picked, outer))
+        if not self._allowance_ok(node, [node.dim(h).size for h, _ in pairs]):
+            return None
+        return Step(CONTRACT, tuple(h for h, _ in pairs), outer=tuple(o for _, o in pairs))
+
+    def _allowance_ok(self, node: Node, sizes: list[Size]) -> bool:
+        """Primary variables introduced by Reduces and weight dims stay within their max occurrences."""
+        used = dict(node.used)
+        for s in sizes:
+            for n, p in s.powers:
+                if self.spec.is_primary(n):
+                    used[n] = used.get(n, 0) + p
+                    if used[n] > self.spec.allowance(n):
+                        return False
+        return True
+
+    def apply(self, node: Node, step: Step) -> Node:
+        """The child reached by ``step`` (no rule or distance check: see :meth:`child`)."""
+        sizes, prims = list(node.sizes), list(node.prims)
+        frontier = list(node.frontier)
+        weights, expands = list(node.weights), list(node.expands)
+        used = dict(node.used)
+        created: list[str] = []
+
+        def take(h: str) -> Dim:
+            for i, d in enumerate(frontier):
+                if d.hash == h:
+                    return frontier.pop(i)
+            raise SynoError(f"step {step} refers to dim {h} that is not on the frontier")
+
+        def new(size: Size, h: str, origin: str, below: tuple[str, ...] = (), unordered: bool = False,
+                discarding: bool = False, window: Size | None = None, keep: bool = True) -> Dim:
+            sizes.append(size)
+            d = Dim(len(sizes) - 1, size, h, origin, below, unordered, discarding, window)
+            if keep:
+                frontier.append(d)
+                created.append(h)
+            return d
+
+        def count(size: Size) -> None:
+            for n, p in size.powers:
+                if self.spec.is_primary(n):
+                    used[n] = used.get(n, 0) + p
+
+        k = step.kind
+        if k == REDUCE:
+            r = new(step.size, digest("reduce", step.size), "reduce")
+            prims.append(Prim("reduce", (r.id,), ()))
+            count(step.size)
+        elif k == MERGE:
+            d = take(step.dims[0])
+            t0 = new(d.size / step.size, digest("merge", d.hash, 0, step.size), "merge0", (d.hash,), d.unordered,
+                     d.discarding)
+            t1 = new(step.size, digest("merge", d.hash, 1, step.size), "merge1", (d.hash,), d.unordered, d.discarding)
+            prims.append(Prim("merge", (t0.id, t1.id), (d.id,)))
+        elif k == SPLIT:
+            a, b = take(step.dims[0]), take(step.dims[1])
+            t = new(a.size * b.size, digest("split", a.hash, b.hash), "split", (a.hash, b.hash),
+                    a.unordered and b.unordered, a.discarding or b.discarding)
+            prims.append(Prim("split", (t.id,), (a.id, b.id)))
+        elif k == SHIFT:
+            d = take(step.dims[0])
+            t = new(d.size, digest("shift", d.hash), "shift", (d.hash,), d.unordered, d.discarding)
+            prims.append(Prim("shift", (t.id,), (d.id,), 1))
+        elif k == STRIDE:
+            d = take(step.dims[0])
+            t = new(d.size * step.size, digest("stride", d.hash, step.size), "stride", (d.hash,), d.unordered, True)
+            prims.append(Prim("stride", (t.id,), (d.id,)))
+        elif k == UNFOLD:
+            m, w = take(step.dims[0]), take(step.dims[1])
+            t = new(m.size, digest("unfold", m.hash, w.hash), "unfold", (m.hash, w.hash), m.unordered, False, w.size)
+            prims.append(Prim("unfold", (t.id,), (m.id, w.id)))
+        elif k == EXPAND:
+            d = take(step.dims[0])
+            prims.append(Prim("expand", (), (d.id,)))
+            expands.append(digest("expand", d.hash))
+        elif k == CONTRACT:
+            sel = [take(h) for h in step.dims]
+            sig = digest("weight", sorted((d.hash, o) for d, o in zip(sel, step.outer)))
+            ordinal = len(weights) + 1
+            wdims, tops = [], []
+            for d, o in zip(sel, step.outer):
+                w = new(d.size, digest("wdim", d.hash, sig), "weight", keep=False)
+                t = new(d.size, digest("share", d.hash, sig), "share", (d.hash,), d.unordered, d.discarding, keep=not o)
+                prims.append(Prim("share", (t.id, w.id), (d.id,), ordinal))
+                if o:
+                    prims.append(Prim("expand", (), (t.id,)))
+                    expands.append(digest("expand", t.hash))
+                wdims.append((w.id, w.hash))
+                tops.append("" if o else t.hash)
+                count(d.size)
+            weights.append(Weight(sig, tuple(wdims), step.dims, step.outer, tuple(tops)))
+        else:
+            raise SynoError(f"unknown step kind '{k}': use one of {', '.join(STEP_KINDS)}")
+        return Node(tuple(sizes), tuple(prims), node.output, tuple(frontier), tuple(weights), tuple(expands),
+                    node.depth + 1, node.reductions + (k == REDUCE), tuple(sorted(used.items())), step,
+                    tuple(created))
+
+    def child(self, node: Node, step: Step) -> tuple[Node | None, str]:
+        """The child if the step is canonical and its distance fits the depth left; else None and the reason."""
+        if node.depth >= self.spec.max_depth:
+            return None, f"limit depth {self.spec.max_depth}"
+        rule = first_violation(self.rules, self.spec, node, step)
+        if rule is not None:
+            return None, f"rule {rule.name}"
+        c = self.apply(node, step)
+        dist = self.distance(c)
+        if dist > self.remaining(c):
+            return None, f"shape distance {dist if dist < UNREACHABLE else 'unreachable'} > depth left {self.remaining(c)}"
+        return c, ""
+
+    def children(self, node: Node) -> list[tuple[Step, Node]]:
+        """Every child (step, node): canonical steps whose child can still reach the input within the depth."""
+        out = []
+        for kind in STEP_KINDS:
+            for step in self.steps(node, kind):
+                c, _ = self.child(node, step)
+                if c is not None:
+                    out.append((step, c))
+        return out
+
+    # ---- finals -------------------------------------------------------------------------------------------------
+    def is_final(self, node: Node) -> bool:
+        return self.finalize(node).operator is not None
+
+    def finalize(self, node: Node) -> Final:
+        """The operator at ``node`` if its frontier is exactly the input and it is within every limit (cached)."""
+        if node.hash not in self._finals:
+            self._finals[node.hash] = self._finalize(node)
+        return self._finals[node.hash]
+
+    def _finalize(self, node: Node) -> Final:
+        spec = self.spec
+        if sorted(str(d.size) for d in node.frontier) != self._input_sizes or any(d.discarding for d in node.frontier):
+            return Final(None, "the frontier is not the input's dims")
+        if not node.weights:
+            return Final(None, "limit weights: an operator needs at least one weight to learn")
+        free = list(node.frontier)
+        fixed = dict(spec.fixed_pairs)
+        inputs = []
+        for pos, d in enumerate(spec.input):
+            if pos in fixed:
+                inputs.append(node.output[fixed[pos]])
+            else:
+                i = next(i for i, f in enumerate(free) if f.size == d.size)
+                inputs.append(free.pop(i).id)
+        order = sorted(range(len(node.weights)), key=lambda i: node.weights[i].sig)
+        number = {i + 1: rank + 1 for rank, i in enumerate(order)}
+        prims = tuple(Prim(p.kind, p.tops, p.bottoms, number[p.param]) if p.kind == "share" else p
+                      for p in node.prims)
+        weights = tuple(tuple(i for i, _ in sorted(node.weights[i].dims, key=lambda x: (x[1], x[0]))) for i in order)
+        op = Operator(node.sizes, prims, tuple(inputs), weights, node.output,
+                      tuple(sorted(spec.variables.coefficients().items())))
+        return self._limits(op)
+
+    @cached_property
+    def _reference(self) -> list[tuple[int, int]]:
+        """(FLOPs, params) of the reference operator in each layer."""
+        from ..lower.order import plan
+
+        ref = named(self.spec.reference)
+        out = []
+        for b in self.spec.layer_bindings.values():
+            rb = self.spec.reference_binding(b)
+            out.append((plan(ref, rb).flops, ref.params(rb)))
+        return out
+
+    def _limits(self, op: Operator) -> Final:
+        from ..lower.order import plan
+
+        (flo, fhi), (plo, phi) = self.spec.flops, self.spec.params
+        flops, params = [], []
+        for (name, b), (rf, rp) in zip(self.spec.layer_bindings.items(), self._reference):
+            f, p = plan(op, b).flops, op.params(b)
+            if not flo * rf <= f <= fhi * rf:
+                return Final(None, f"limit flops: {f / rf:.3g}x the {self.spec.reference} FLOPs in layer {name}, "
+                                   f"outside [{flo}, {fhi}]")
+            if not plo * rp <= p <= phi * rp:
+                return Final(None, f"limit params: {p / rp:.3g}x the {self.spec.reference} parameters in layer "
+                                   f"{name}, outside [{plo}, {phi}]")
+            flops.append(f)
+            params.append(p)
+        return Final(op, "", tuple(flops), tuple(params))
+
+    # ---- sampling and locating (sample.py, locate.py) -------------------------------------------------------------
+    def random_final(self, rng: np.random.Generator):
+        """A uniform-ish random descent to a valid final operator (see :class:`syno_tvm.synth.sample.Sampler`)."""
+        from .sample import Sampler
+
+        if not hasattr(self, "_sampler"):
+            self._sampler = Sampler(self)
+        return self._sampler.random_final(rng)
+
+    def locate(self, op: Operator):
+        """Find ``op`` in this space, or say which rule or limit excludes it (:func:`syno_tvm.synth.locate.locate`)."""
+        from .locate import locate
+
+        return locate(self, op)
