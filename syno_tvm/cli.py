@@ -115,6 +115,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    from .synth.generate import synthesize
+    from .synth.spec import layers_from_model, load_spec
+
+    spec = load_spec(args.spec)
+    if args.model:
+        spec = spec.with_layers(layers_from_model(spec, args.model))
+    n = synthesize(spec, args.count, args.seed, args.out, progress=not args.quiet)
+    print(f"wrote {n} operators to {args.out} (spec {spec.name}, {len(spec.layers)} layer bindings)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="syno-tvm", description="Synthesize neural operators from dimension primitives "
                                 "and deploy them with Apache TVM.")
@@ -131,6 +143,15 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_show)
     ls = sub.add_parser("list", help="list the named operators")
     ls.set_defaults(fn=cmd_list)
+    sy = sub.add_parser("synthesize", help="write N distinct valid operators of a spec's space as JSON lines")
+    sy.add_argument("--spec", default="vision", help="vision, transformer or a JSON spec file")
+    sy.add_argument("--model", help="an ONNX model (or builtin:NAME) whose layers the operators must serve "
+                    "(replaces the spec's layer bindings)")
+    sy.add_argument("--count", type=int, default=10, help="how many semantically distinct operators to write")
+    sy.add_argument("--seed", type=int, default=0, help="seed of the random descent")
+    sy.add_argument("--out", default="ops.jsonl", help="output file, one JSON operator record per line")
+    sy.add_argument("--quiet", action="store_true", help="no progress bar")
+    sy.set_defaults(fn=cmd_synthesize)
     t = sub.add_parser("train", help="train a model (optionally with an operator swapped in) inside TVM")
     t.add_argument("--model", default="builtin:resnet18-cifar", help="builtin:resnet18-cifar, builtin:small-cnn or "
                    "an .onnx classifier (its batch dimension is set to --batch)")
