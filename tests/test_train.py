@@ -253,6 +253,12 @@ def test_trained_weights_are_written_back_into_onnx(tmp_path):
     original = {t.name: numpy_helper.to_array(t) for t in small_cnn(batch=16, width=2).graph.initializer}
     assert not np.array_equal(inits["conv_w_1"], original["conv_w_1"])
     assert json.loads((tmp_path / "history.json").read_text())["trained_onnx"] is True
+    # the written model computes what TVM's inference function computes (BN with the trained running statistics)
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).standard_normal((16, 3, 32, 32)).astype(np.float32)
+    ref = ort.InferenceSession(str(tmp_path / "trained.onnx")).run(None, {"x": x})[0]
+    np.testing.assert_allclose(trainer.predict(x), ref, rtol=1e-4, atol=1e-5)
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path):
