@@ -297,3 +297,16 @@ def test_cli_train_and_one_line_error(tmp_path, capsys):
     assert main(argv[:-2] + ["--out", str(tmp_path / "other"), "--resume"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("syno-tvm: error: --resume: no checkpoint") and "\n" not in err
+
+
+def test_user_npz_trains(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 80)
+    images = (rng.random((80, 28, 28, 1)) * 50 + labels[:, None, None, None] * 60).astype(np.uint8)  # N,H,W,C
+    np.savez(tmp_path / "mine.npz", images=images, labels=labels)
+    cfg = Config(model="builtin:small-cnn", width=2, batch=16, epochs=1, data=str(tmp_path / "mine.npz"), seed=0)
+    trainer, hist = train(cfg, progress=False)
+    assert trainer.graph.num_classes == 3  # built-ins are generated with the data's number of classes
+    assert np.isfinite(hist.last["train_loss"])
+    ds = data.load(str(tmp_path / "mine.npz"))
+    assert ds.num_classes == 3 and ds.train_x.shape[1:] == (1, 32, 32)
