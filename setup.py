@@ -15,6 +15,8 @@ setup(
         "apache-tvm-ffi==0.1.14.post0",
         "numpy",
         "onnx",
+        # The peer baseline: reports and benchmarks time the original ONNX model with it.
+        "onnxruntime",
         "xgboost",
         "tqdm",
         # load_digits (shipped inside the wheel) is the fast real-data check of the training path.

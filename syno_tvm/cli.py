@@ -115,6 +115,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from .optimize import run
+
+    return run(args)
+
+
 def cmd_synthesize(args: argparse.Namespace) -> int:
     from .synth.generate import synthesize
     from .synth.spec import layers_from_model, load_spec
@@ -141,6 +147,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--tir", action="store_true", help="print the forward PrimFunc (TVMScript)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random test tensors")
     s.set_defaults(fn=cmd_show)
+    from .optimize import add_arguments as optimize_arguments
+
+    o = sub.add_parser("optimize", help="swap operators into an ONNX model, tune with MetaSchedule, build, measure "
+                       "against the tuned original and onnxruntime; writes library, database and report")
+    optimize_arguments(o)
+    o.set_defaults(fn=cmd_optimize)
     ls = sub.add_parser("list", help="list the named operators")
     ls.set_defaults(fn=cmd_list)
     sy = sub.add_parser("synthesize", help="write N distinct valid operators of a spec's space as JSON lines")

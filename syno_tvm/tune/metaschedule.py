@@ -110,6 +110,15 @@ def _best_us(db: ms.database.Database, mod: tvm.IRModule) -> float | None:
     return 1e6 * sum(float(s) for s in top[0].run_secs) / len(top[0].run_secs)
 
 
+def prepare(mod: tvm.IRModule) -> tvm.IRModule:
+    """Legalize and fuse (Relax's zero pipeline) so that tasks are the fused PrimFuncs the build will contain:
+    MetaSchedule extracts nothing from unlegalized Relax ops, and tuning and compiling must see the same
+    functions for the database to match."""
+    from tvm import relax
+
+    return relax.get_pipeline("zero")(mod)
+
+
 def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", trials: int, *,
          seed: int = 0, progress: bool = True) -> TuneResult:
     """Tune every task of ``mod`` with ``trials`` candidates each, skipping workloads already tuned at this budget.
@@ -126,7 +135,7 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", t
     db = open_database(work)
     ledger_path = work / BUDGET_FILE
     ledger: dict[str, int] = json.loads(ledger_path.read_text()) if ledger_path.is_file() else {}
-    extracted = ms.relax_integration.extract_tasks(mod, target)
+    extracted = ms.relax_integration.extract_tasks(prepare(mod), target)
     todo, stats_all = [], []
     for task in extracted:
         key = _workload_key(task.dispatched[0])
@@ -161,4 +170,4 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", t
 
 def compile_tuned(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path"):
     """Build ``mod`` with the best schedules of the database in ``work_dir`` (untuned functions get defaults)."""
-    return ms.relax_integration.compile_relax(open_database(work_dir), mod, target, params=None)
+    return ms.relax_integration.compile_relax(open_database(work_dir), prepare(mod), target, params=None)

@@ -1,0 +1,191 @@
+"""ONNX in, compiled model and report out: the flow behind ``syno-tvm optimize`` and ``python/optimize_onnx.py``.
+
+Import the model, swap the chosen operator(s) in, tune the original and the swapped model with the same trials per
+task (host CPU), build, measure both and onnxruntime on the original, and write into ``--out``:
+``model.so`` (the swapped model; ``.tar`` of objects for aarch64 when no cross linker is installed), ``tuning/``
+(the MetaSchedule database, reused when ``--out`` already holds one), ``report.json`` and ``report.md``.
+Everything is built in a temporary directory beside ``--out`` and renamed at the end, so a failure never leaves a
+half-written output directory.  CUDA and aarch64 are compiled and exported here; they are measured only where their
+device is reachable (a CUDA GPU on this machine, ``--rpc`` for aarch64).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from .errors import SynoError
+from .ir.graph import Operator
+
+DEFAULT_TRIALS = 16
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``syno-tvm optimize`` (shared by python/optimize_onnx.py)."""
+    p.add_argument("model", help="an ONNX file (static input shapes), or builtin:resnet18-cifar / builtin:small-cnn")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--operator", help="one operator (library name or JSON file) for every layer it can serve")
+    how.add_argument("--per-layer", metavar="MAP.json", help='a JSON map layer -> operator or null (keep), e.g. '
+                     '{"conv2d_1": "syno_operator1", "conv2d_2": null}; layer names come from the report')
+    p.add_argument("--target", default="llvm", help="llvm (this CPU), cuda[:sm_XX] or aarch64[:CPU]")
+    p.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="MetaSchedule trials per tuning task, the "
+                   "same for the original and the swapped model")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole at the end)")
+    p.add_argument("--rpc", metavar="HOST:PORT[:KEY]", help="measure over tvm.rpc: a server, or a tracker + key")
+    p.add_argument("--runs", type=int, default=30, help="timed repeats (each 10 calls) per latency")
+
+
+def _choice(args: argparse.Namespace) -> "Operator | dict[str, Operator | None]":
+    from .cli import load_operator
+
+    if args.operator:
+        return load_operator(args.operator)[0]
+    path = Path(args.per_layer)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SynoError(f"cannot read the per-layer map '{path}': {e}") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, (str, type(None))) for v in raw.values()):
+        raise SynoError(f"the per-layer map '{path}' must be a JSON object layer -> operator name/file or null")
+    return {layer: None if spec in (None, "keep") else load_operator(spec)[0] for layer, spec in raw.items()}
+
+
+def _swap(mod: tvm.IRModule, choice) -> tuple[tvm.IRModule, list]:
+    from .relax.swap import OperatorSwap
+
+    swap = OperatorSwap(choice)
+    swapped = swap(mod)
+    done = [d for d in swap.decisions if d.action == "swap"]
+    if isinstance(choice, dict):
+        refused = [d for d in swap.decisions if choice.get(d.layer) is not None and d.action != "swap"]
+        if refused:
+            d = refused[0]
+            raise SynoError(f"layer {d.layer} ({d.shape}) cannot take the chosen operator: {d.reason}")
+    if not done:
+        d = next((d for d in swap.decisions if d.reason and d.reason != "not chosen"), None)
+        raise SynoError("the operator serves none of the model's layers"
+                        + (f" (first: {d.layer}: {d.reason})" if d else " (the model has no conv2d/matmul layers)"))
+    return swapped, swap.decisions
+
+
+def _measurable(target: tvm.target.Target, rpc: str | None) -> str | None:
+    """None if latency can be measured for ``target`` here, else why not (goes into the report)."""
+    if target.kind.name == "cuda":
+        return None if tvm.cuda(0).exist else "no CUDA GPU on this machine: compiled and exported, not measured"
+    if "aarch64" in str(target.attrs.get("mtriple", "")) and not rpc:
+        return "aarch64 library cross-compiled and exported; pass --rpc HOST:PORT[:KEY] of an aarch64 device to measure"
+    return None
+
+
+def _build_and_time(label: str, mod: tvm.IRModule, target, tune_dir: Path, args, inputs, lib_path: Path | None,
+                    progress: bool) -> dict:
+    """Tune (host CPU only), build, export if asked, measure if possible; a dict for the report."""
+    from .tune import compile as C
+    from .tune import measure, metaschedule
+
+    entry: dict = {"name": label}
+    tunable = target.kind.name == "llvm" and "aarch64" not in str(target.attrs.get("mtriple", ""))
+    if tunable:
+        if progress:
+            print(f"tuning the {label} model ({args.trials} trials per task)", flush=True)
+        tuned = metaschedule.tune(mod, target, tune_dir, args.trials, progress=progress)
+        entry["tuning"] = tuned.to_json()
+        executable = metaschedule.compile_tuned(mod, target, tune_dir)
+    else:
+        entry["tuning"] = None
+        entry["note"] = ("untuned: default GPU schedules (dlight)" if target.kind.name == "cuda" else
+                         "untuned: MetaSchedule for aarch64 needs the board as an RPC runner (not wired in yet)")
+        executable = C.build(metaschedule.prepare(mod), target)
+    if lib_path is not None:
+        entry["library"] = C.export(executable, lib_path, target).name
+    why_not = _measurable(target, args.rpc)
+    if why_not:
+        entry["latency"], entry["not_measured"] = None, why_not
+    elif args.rpc:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = C.export(executable, Path(tmp) / "m.so", target)
+            entry["latency"] = measure.measure_rpc(path, args.rpc, inputs, repeat=args.runs).to_json()
+    elif target.kind.name == "cuda":
+        entry["latency"] = measure.measure_local(executable, inputs, repeat=args.runs, dev=tvm.cuda(0)).to_json()
+    else:
+        entry["latency"] = measure.measure_local(executable, inputs, repeat=args.runs).to_json()
+        vm = relax.VirtualMachine(executable, tvm.cpu())
+        entry["output"] = vm["main"](*[tvm.runtime.tensor(a) for a in inputs]).numpy()
+    return entry
+
+
+def optimize(args: argparse.Namespace, progress: bool = True) -> Path:
+    """Run the whole flow; returns the output directory.  Raises SynoError for bad input, writing nothing."""
+    from .relax.frontend import import_onnx, load_onnx
+    from .report.markdown import write_report
+    from .tune import measure, targets
+
+    start = time.time()
+    target = targets.by_name(args.target)
+    if args.trials < 1:
+        raise SynoError(f"--trials must be at least 1 (got {args.trials})")
+    if args.rpc:
+        measure.RpcSpec.parse(args.rpc)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise SynoError(f"--out '{out}' exists and is not a directory")
+    if not out.parent.is_dir():
+        raise SynoError(f"cannot create '{out}': directory '{out.parent}' does not exist")
+    model = load_onnx(args.model)
+    inputs = measure.input_arrays(model)
+    mod = import_onnx(model)
+    swapped, decisions = _swap(mod, _choice(args))
+
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        tune_dir = tmp / "tuning"
+        if (out / "tuning").is_dir():
+            shutil.copytree(out / "tuning", tune_dir)
+        original = _build_and_time("original", mod, target, tune_dir, args, inputs, None, progress)
+        result = _build_and_time("swapped", swapped, target, tune_dir, args, inputs, tmp / "model.so", progress)
+        ort = None
+        if target.kind.name == "llvm" and "aarch64" not in str(target.attrs.get("mtriple", "")):
+            ort = measure.measure_onnxruntime(model, inputs, threads=int(target.attrs.get("num-cores", 1)),
+                                              repeat=args.runs).to_json()
+        diff = None
+        if "output" in original and "output" in result:
+            diff = float(np.abs(original.pop("output") - result.pop("output")).max())
+        report = {
+            "model": str(args.model), "target": str(target), "target_name": args.target,
+            "choice": args.operator or args.per_layer, "trials_per_task": args.trials,
+            "machine": measure.machine_facts(), "layers": [d.to_json() for d in decisions],
+            "original": original, "swapped": result, "onnxruntime": ort, "max_abs_output_diff": diff,
+            "seconds": round(time.time() - start, 1),
+        }
+        write_report(tmp, report)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            out.rename(old / out.name)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """CLI entry: optimize, then print where the results are and the headline figures."""
+    out = optimize(args)
+    report = json.loads((out / "report.json").read_text())
+    from .report.markdown import headline
+
+    for line in headline(report):
+        print(line)
+    print(f"wrote {out}/ (report.md, report.json, {report['swapped'].get('library', 'no library')}, tuning/)")
+    return 0
