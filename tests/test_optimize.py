@@ -1,0 +1,117 @@
+"""``syno-tvm optimize`` / python/optimize_onnx.py: bad input fails with one line, exit 2 and no output directory;
+a short end-to-end run on the small CNN writes library, database and report, and a rerun reuses the database;
+CUDA and aarch64 are compiled and exported without their devices."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from syno_tvm.cli import main
+from syno_tvm.relax.models import small_cnn
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "small_cnn.onnx"
+    onnx.save(small_cnn(width=8), str(path))
+    return path
+
+
+def _fails(capsys, tmp_path, argv, expect):
+    out = tmp_path / "out"
+    assert main(["optimize", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expect in err, err
+    assert not out.exists() and list(tmp_path.glob(".out*")) == []
+
+
+def test_not_an_onnx_file(capsys, tmp_path):
+    bad = tmp_path / "model.onnx"
+    bad.write_text("this is not a protobuf")
+    _fails(capsys, tmp_path, [str(bad), "--operator", "conv2d"], "is not a valid ONNX model")
+
+
+def test_unsupported_op(capsys, tmp_path):
+    graph = helper.make_graph([helper.make_node("Det", ["x"], ["y"])], "det",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    path = tmp_path / "det.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    _fails(capsys, tmp_path, [str(path), "--operator", "conv2d"], "not supported for frontend ONNX: Det")
+
+
+def test_shape_the_operator_cannot_serve(capsys, tmp_path, cnn):
+    # C_in = 3 and 8: Operator 1's C_in/g with g=32 is no integer for any layer
+    _fails(capsys, tmp_path, [str(cnn), "--operator", "syno_operator1"], "serves none of the model's layers")
+
+
+def test_per_layer_choice_the_layer_cannot_take(capsys, tmp_path, cnn):
+    choice = tmp_path / "map.json"
+    choice.write_text(json.dumps({"conv2d_0": "conv2d", "conv2d_1": "syno_operator1"}))
+    _fails(capsys, tmp_path, [str(cnn), "--per-layer", str(choice)], "layer conv2d_1")
+
+
+def test_unknown_layer_in_map(capsys, tmp_path, cnn):
+    choice = tmp_path / "map.json"
+    choice.write_text(json.dumps({"conv2d_9": "conv2d"}))
+    _fails(capsys, tmp_path, [str(cnn), "--per-layer", str(choice)], "not found")
+
+
+def test_unknown_target(capsys, tmp_path, cnn):
+    _fails(capsys, tmp_path, [str(cnn), "--operator", "conv2d", "--target", "tpu"], "unknown target 'tpu'")
+
+
+def test_unknown_operator(capsys, tmp_path, cnn):
+    _fails(capsys, tmp_path, [str(cnn), "--operator", "no_such_op"], "unknown operator")
+
+
+def test_bad_rpc_spec(capsys, tmp_path, cnn):
+    _fails(capsys, tmp_path, [str(cnn), "--operator", "conv2d", "--rpc", "localhost"], "host:port")
+
+
+def test_script_is_the_cli(tmp_path):
+    bad = tmp_path / "x.onnx"
+    bad.write_text("no")
+    run = subprocess.run([sys.executable, str(ROOT / "python" / "optimize_onnx.py"), str(bad), "--operator",
+                          "conv2d", "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "not a valid ONNX model" in run.stderr
+
+
+@pytest.mark.parametrize("target,lib", [("cuda", "model.so"), ("aarch64", "model")])
+def test_cuda_and_aarch64_compile_export_and_say_unmeasured(tmp_path, cnn, target, lib):
+    out = tmp_path / "out"
+    assert main(["optimize", str(cnn), "--operator", "conv2d", "--target", target, "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["swapped"]["latency"] is None and report["swapped"]["not_measured"]
+    assert report["swapped"]["library"].startswith(lib) and (out / report["swapped"]["library"]).stat().st_size > 0
+    assert "not measured" in (out / "report.md").read_text() or "measure" in (out / "report.md").read_text()
+
+
+def test_end_to_end_small_cnn_then_rerun_reuses_database(tmp_path, cnn, capsys):
+    """One trial per task keeps this short; the rerun must run no new trials (the database in --out is reused)."""
+    out = tmp_path / "out"
+    argv = ["optimize", str(cnn), "--operator", "conv2d", "--trials", "1", "--runs", "3", "--out", str(out)]
+    assert main(argv) == 0
+    assert {"model.so", "report.json", "report.md", "tuning"} <= {p.name for p in out.iterdir()}
+    assert (out / "tuning" / "database_tuning_record.json").stat().st_size > 0
+    first = json.loads((out / "report.json").read_text())
+    assert [d["action"] for d in first["layers"]] == ["swap", "swap", "keep"]
+    assert first["max_abs_output_diff"] < 1e-4                      # conv2d reuses the layer weights: same model
+    assert first["original"]["tuning"]["new_trials"] > 0
+    for key in ("original", "swapped"):
+        assert first[key]["latency"]["median_ms"] > 0
+    assert first["onnxruntime"]["median_ms"] > 0
+    md = (out / "report.md").read_text()
+    assert "conv2d_0" in md and "onnxruntime" in md and "trials per tuning task: 1" in md
+    capsys.readouterr()
+    assert main(argv) == 0
+    second = json.loads((out / "report.json").read_text())
+    assert second["original"]["tuning"]["new_trials"] == 0 and second["swapped"]["tuning"]["new_trials"] == 0
+    assert list(tmp_path.glob(".out*")) == []

@@ -1,0 +1,81 @@
+"""MetaSchedule tuning and measurement: the swap pass inside a user's Sequential, tuned and built with the database,
+matches onnxruntime; a second run with the same budget runs no new trials; latency over RPC on loopback."""
+
+import numpy as np
+import onnx
+import pytest
+import tvm
+from onnx import TensorProto, helper, numpy_helper
+from tvm import relax
+
+from syno_tvm.errors import SynoError
+from syno_tvm.ir.library import named
+from syno_tvm.relax.frontend import import_onnx
+from syno_tvm.relax.swap import OperatorSwap
+from syno_tvm.tune import compile as C
+from syno_tvm.tune import measure, metaschedule, targets
+
+
+def _one_conv() -> onnx.ModelProto:
+    w = np.random.default_rng(1).standard_normal((8, 4, 3, 3)).astype("float32")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c"], ["y"])], "one_conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])], [numpy_helper.from_array(w, "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_swap_pass_in_user_sequential_tuned_twice_matches_onnxruntime(tmp_path):
+    import onnxruntime as ort
+
+    model = _one_conv()
+    swap = OperatorSwap(named("conv2d"))
+    pipeline = tvm.transform.Sequential([swap.as_pass(), relax.transform.FoldConstant()])
+    mod = pipeline(import_onnx(model))
+    assert [d.action for d in swap.decisions] == ["swap"]
+    target = targets.host()
+    first = metaschedule.tune(mod, target, tmp_path / "db", trials=2, progress=False)
+    assert first.new_trials > 0 and not any(t.reused for t in first.tasks)
+    again = metaschedule.tune(mod, target, tmp_path / "db", trials=2, progress=False)
+    assert again.new_trials == 0 and all(t.reused for t in again.tasks)
+    assert len(again.tasks) == len(first.tasks) and all(t.best_us for t in again.tasks)
+    x = measure.input_arrays(model)
+    vm = relax.VirtualMachine(metaschedule.compile_tuned(mod, target, tmp_path / "db"), tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(x[0])).numpy()
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x[0]})[0]
+    assert np.abs(got - want).max() / np.abs(want).max() < 1e-4
+
+
+def test_tuning_refuses_targets_without_their_device(tmp_path):
+    mod = import_onnx(_one_conv())
+    with pytest.raises(SynoError, match="needs that device"):
+        metaschedule.tune(mod, targets.cuda(), tmp_path, trials=1)
+    with pytest.raises(SynoError, match="at least 1"):
+        metaschedule.tune(mod, targets.host(), tmp_path, trials=0)
+
+
+def test_latency_locally_over_rpc_loopback_and_onnxruntime():
+    from tvm import rpc
+
+    model = _one_conv()
+    x = measure.input_arrays(model)
+    ex = C.build(import_onnx(model), targets.host())
+    local = measure.measure_local(ex, x, number=2, repeat=3)
+    server = rpc.Server(host="127.0.0.1", port=9091, port_end=9199)
+    try:
+        remote = measure.measure_rpc_executable(ex, f"127.0.0.1:{server.port}", x, number=2, repeat=3)
+    finally:
+        server.terminate()
+    ort = measure.measure_onnxruntime(model, x, threads=1, number=2, repeat=3)
+    for lat in (local, remote, ort):
+        assert 0 < lat.min_ms <= lat.median_ms <= lat.max_ms and lat.repeat == 3
+    assert remote.where.startswith("rpc 127.0.0.1") and "onnxruntime" in ort.where
+
+
+def test_rpc_spec_errors_are_one_line():
+    assert measure.RpcSpec.parse("10.0.0.2:9190:orin") == measure.RpcSpec("10.0.0.2", 9190, "orin")
+    with pytest.raises(SynoError, match="host:port"):
+        measure.RpcSpec.parse("10.0.0.2")
+    with pytest.raises(SynoError, match="cannot reach the RPC server"):
+        measure.RpcSpec.parse("127.0.0.1:1").connect()
