@@ -57,7 +57,8 @@ def distance(spec: Spec, node: Node, can_reduce: bool = True) -> int:
     special = to_close or (numel and not spec.strides and not (can_reduce and node.reductions < spec.max_reductions))
     best = _shape_steps(len(want) - len(have), unmatched, special, weights_left > 0, bool(spec.strides),
                         spec.max_depth - node.depth)
-    return max(best, numel, _group_steps(spec, node, input_primaries, weights_left > 0,
+    no_weight = 0 if node.weights else 1  # an operator needs a weight: at least one Contraction is left
+    return max(best, numel, no_weight, _group_steps(spec, node, input_primaries, weights_left > 0,
                                           can_reduce and node.reductions < spec.max_reductions))
 
 
