@@ -197,3 +197,10 @@ def test_unknown_rule_is_a_one_line_error():
 
     with pytest.raises(SynoError, match="unknown canonicalization rule"):
         select(("no_such_rule",))
+
+
+def test_no_expand_of_reduce_through_shares():
+    s = Space(VIS)
+    base = walk(s, s.root(), red("C_in"), red("k"), lambda n: _contract(n, ("C_in", False), ("k", False)))
+    check("no_expand_of_reduce", VIS, base, Step(EXPAND, (h(base, "k", "share"),)),
+          base, Step(EXPAND, (h(base, "C_out"),)))

@@ -97,9 +97,9 @@ def _unordered_merge_order(spec: Spec, node: Node, step: Step) -> bool:
 
 def _no_expand_of_reduce(spec: Spec, node: Node, step: Step) -> bool:
     if step.kind == EXPAND:
-        return node.dim(step.dims[0]).origin != "reduce"
+        return not node.dim(step.dims[0]).summed
     if step.kind == CONTRACT:
-        return not any(o and node.dim(h).origin == "reduce" for h, o in zip(step.dims, step.outer))
+        return not any(o and node.dim(h).summed for h, o in zip(step.dims, step.outer))
     return True
 
 
@@ -139,8 +139,8 @@ RULES: tuple[Rule, ...] = (
          _no_shift_on_unordered),
     Rule("unordered_merge_order", "the two block orders of an unordered dim differ by a channel relabeling: "
          "the smaller size is the major top", _unordered_merge_order),
-    Rule("no_expand_of_reduce", "a sum over a dim the input does not read only scales the input or sums a weight: "
-         "the operator without that Reduce",
+    Rule("no_expand_of_reduce", "a sum that the input does not read (only weights, or nothing) scales or sums "
+         "weights: the operator without that Reduce",
          _no_expand_of_reduce),
     Rule("contraction_order", "consecutive contractions commute (weight order, Share chain order): keep one order",
          _contraction_order),

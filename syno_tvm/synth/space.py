@@ -181,9 +181,9 @@ class Space:
             raise SynoError(f"step {step} refers to dim {h} that is not on the frontier")
 
         def new(size: Size, h: str, origin: str, below: tuple[str, ...] = (), unordered: bool = False,
-                discarding: bool = False, window: Size | None = None, keep: bool = True) -> Dim:
+                discarding: bool = False, window: Size | None = None, keep: bool = True, summed: bool = False) -> Dim:
             sizes.append(size)
-            d = Dim(len(sizes) - 1, size, h, origin, below, unordered, discarding, window)
+            d = Dim(len(sizes) - 1, size, h, origin, below, unordered, discarding, window, summed)
             if keep:
                 frontier.append(d)
                 created.append(h)
@@ -196,7 +196,7 @@ class Space:
 
         k = step.kind
         if k == REDUCE:
-            r = new(step.size, digest("reduce", step.size), "reduce")
+            r = new(step.size, digest("reduce", step.size), "reduce", summed=True)
             prims.append(Prim("reduce", (r.id,), ()))
             count(step.size)
         elif k == MERGE:
@@ -233,7 +233,8 @@ class Space:
             wdims, tops = [], []
             for d, o in zip(sel, step.outer):
                 w = new(d.size, digest("wdim", d.hash, sig), "weight", keep=False)
-                t = new(d.size, digest("share", d.hash, sig), "share", (d.hash,), d.unordered, d.discarding, keep=not o)
+                t = new(d.size, digest("share", d.hash, sig), "share", (d.hash,), d.unordered, d.discarding,
+                        keep=not o, summed=d.summed)
                 prims.append(Prim("share", (t.id, w.id), (d.id,), ordinal))
                 if o:
                     prims.append(Prim("expand", (), (t.id,)))

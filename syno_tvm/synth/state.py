@@ -44,7 +44,8 @@ class Dim:
     """A frontier dim.  ``origin`` says what created it: ``out``, ``reduce``, or the primitive whose top it is
     (``merge0``/``merge1`` for a Merge's major/minor top, ``split``, ``shift``, ``stride``, ``unfold``, ``share``).
     ``below`` are the hashes of that primitive's bottoms (for the rules that look one step down); an Unfold's top also
-    keeps its ``window`` size."""
+    keeps its ``window`` size.  ``summed`` marks a Reduce dim and the input-side tops of Shares on it: so far
+    only a sum and weights read it."""
 
     id: int
     size: Size
@@ -54,6 +55,7 @@ class Dim:
     unordered: bool = False
     discarding: bool = False
     window: Size | None = None
+    summed: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,114 @@
+"""Guided synthesis benchmark: the issue's "Done when" figures, canonicalization on vs off, side by side.
+
+For each spec (vision: ResNet-18 CIFAR 3x3 layers, depth 10, 2 weights; transformer: GPT-2 QKV) and each rule
+table (all rules; none), one process on one core draws random finals for a time budget and reports:
+
+* distinct valid finals per second (distinct by structural hash; the clock includes FLOPs/params checks);
+* invalid finals in the checked sample: each is lowered, compiled for the spec's probe binding and run against the
+  numpy reference (an exception or an error above 1e-4 counts as invalid);
+* the dead-end ratio: entered nodes that turned out to have no valid final below them;
+* the semantic-duplicate share: sampled finals whose fingerprint equals an earlier one's.
+
+Run: ``python benchmarks/synthesis.py [--seconds-vision 300] [--seconds-transformer 120] [--sample 200]``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TVM_NUM_THREADS", "1")  # one core: TVM's runtime would use every core
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from importlib.metadata import version  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from syno_tvm.ir.reference import evaluate  # noqa: E402
+from syno_tvm.synth.canon import RULES  # noqa: E402
+from syno_tvm.synth.fingerprint import fingerprint  # noqa: E402
+from syno_tvm.synth.sample import Sampler  # noqa: E402
+from syno_tvm.synth.space import Space  # noqa: E402
+from syno_tvm.synth.spec import Spec, load_spec  # noqa: E402
+
+TOLERANCE = 1e-4
+
+
+def measure(spec: Spec, rules, seconds: float, sample: int, seed: int) -> dict:
+    space = Space(spec, rules)
+    sampler = Sampler(space)
+    rng = np.random.default_rng(seed)
+    ops, first = [], None
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        ops.append(sampler.random_final(rng).final.operator)
+        first = first or time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    distinct = len({op.hash for op in ops})
+    checked = ops[:sample]
+    fps = [fingerprint(op, spec.probe_binding) for op in checked]
+    dup = (len(fps) - len(set(fps))) / len(fps) if fps else float("nan")
+    invalid = sum(not _valid(op, spec.probe_binding, rng) for op in checked)
+    return {"finals": len(ops), "distinct": distinct, "rate": distinct / elapsed, "first": first or float("nan"),
+            "dead": sampler.stats.dead_end_ratio, "nodes": sampler.stats.nodes, "checked": len(checked),
+            "invalid": invalid, "dup": dup}
+
+
+def _valid(op, binding, rng) -> bool:
+    from syno_tvm.lower.build import compile_forward
+
+    try:
+        arrays = [rng.uniform(-1, 1, s).astype(np.float32) for k, s in op.shapes(binding).items() if k != "Y"]
+        got = compile_forward(op, binding)(*arrays)
+        ref = evaluate(op, binding, arrays)
+        return float(np.abs(got - ref).max()) <= TOLERANCE * max(1.0, float(np.abs(ref).max()))
+    except Exception as e:  # noqa: BLE001 - any failure to lower, compile or run makes the final invalid
+        print(f"  invalid final {op.hash}: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
+        return False
+
+
+def _cpu() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds-vision", type=float, default=300)
+    ap.add_argument("--seconds-transformer", type=float, default=120)
+    ap.add_argument("--sample", type=int, default=200, help="finals lowered, run and fingerprinted per run")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    print("$ python benchmarks/synthesis.py " + " ".join(sys.argv[1:]))
+    print(f"machine: {_cpu()}, {os.cpu_count()} cores (one used); python {platform.python_version()}, "
+          f"apache-tvm {version('apache-tvm')}, numpy {np.__version__}")
+    print(f"rules on: all {len(RULES)} rules of syno_tvm/synth/canon.py; rules off: the empty table\n")
+    rows = [("distinct valid finals / s", "rate", "{:.2f}"), ("finals drawn (distinct)", None, None),
+            ("time to first final (s)", "first", "{:.1f}"), ("nodes entered", "nodes", "{}"),
+            ("dead-end ratio", "dead", "{:.1%}"), ("checked sample (lowered, run vs numpy)", "checked", "{}"),
+            ("invalid finals in the sample", "invalid", "{}"), ("semantic-duplicate share", "dup", "{:.1%}")]
+    for name, seconds in (("vision", args.seconds_vision), ("transformer", args.seconds_transformer)):
+        spec = load_spec(name)
+        res = {label: measure(spec, rules, seconds, args.sample, args.seed)
+               for label, rules in (("rules on", RULES), ("rules off", ()))}
+        print(f"spec {name}: depth {spec.max_depth}, {spec.max_weights} weights, {len(spec.layers)} layer bindings "
+              f"({', '.join(spec.layer_bindings)}), {seconds:.0f} s per run")
+        print(f"  {'':42s}{'rules on':>14s}{'rules off':>14s}")
+        for label, key, fmt in rows:
+            if key is None:
+                cells = [f"{r['finals']} ({r['distinct']})" for r in res.values()]
+            else:
+                cells = [fmt.format(r[key]) for r in res.values()]
+            print(f"  {label:42s}" + "".join(f"{c:>14s}" for c in cells))
+        print()
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
