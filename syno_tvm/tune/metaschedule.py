@@ -77,17 +77,22 @@ class _Progress(ms.measure_callback.PyMeasureCallback):
         self.bar.update(len(measure_candidates))
 
 
-def _skip_gpu_intrinsics() -> None:
-    """Builder-worker initializer.  Each build batch starts fresh workers whose ``default_build`` imports
-    ``tvm.s_tir.tensor_intrin`` to register tensor-core/Hexagon/ROCm intrinsics: 20-30 s of TVMScript parsing per
-    worker on these cores, past the builder's timeout, so every candidate failed.  CPU fp32 schedules use none of
-    them, so the package is registered without running its ``__init__``."""
+def _host_intrinsics_only() -> None:
+    """Register the tensor intrinsics of this CPU only.  MetaSchedule imports ``tvm.s_tir.tensor_intrin`` when it
+    creates a tuning context and in every fresh builder worker (one set per measured batch); that package parses the
+    CUDA/ROCm/Hexagon intrinsics too: 20 s on an idle core here, minutes on these shared ones, past the builder's
+    timeout, so every candidate failed.  CPU schedules use only the host's (x86 VNNI/AVX-512 or Arm) intrinsics, so
+    the package is registered without running its ``__init__`` and the host's module is imported alone; the other
+    submodules stay importable by name (dlight imports ``tensor_intrin.cuda`` itself)."""
+    import importlib
     import importlib.util
+    import platform
     import sys
 
     name = "tvm.s_tir.tensor_intrin"
     if name not in sys.modules:
         sys.modules[name] = importlib.util.module_from_spec(importlib.util.find_spec(name))
+        importlib.import_module(name + (".arm_cpu" if platform.machine() in ("aarch64", "arm64") else ".x86"))
 
 
 def _workload_key(mod: tvm.IRModule) -> str:
@@ -148,16 +153,23 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", t
         # MetaSchedule prints per-trial tables and XGBoost iterations on stdout at DEBUG; keep them in
         # work_dir/logs (file handlers stay at DEBUG) and show the progress bar instead.
         logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+        # Search effort in proportion to the measured budget: the default population of 512 per round costs
+        # more CPU than a handful of trials on these 2 shared cores.
+        _host_intrinsics_only()
+        strategy = ms.search_strategy.EvolutionarySearch(population_size=min(512, max(64, 16 * trials)))
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-            [t for t, _, _ in todo], work_dir=str(work), seed=seed)
+            [t for t, _, _ in todo], work_dir=str(work), strategy=strategy, seed=seed)
+        # Two or more rounds per task: the cost model learns from the first round's measurements, and the bar
+        # moves when a task's earlier round is collected (MetaSchedule reports results one round late).
+        per_iter = min(64, max(1, (trials + 1) // 2))
         with tqdm(total=trials * len(todo), desc=f"tuning {len(todo)} tasks x {trials} trials", unit="trial",
                   disable=not progress, leave=False) as bar:
             callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
             callbacks.append(_Progress([st for _, st, _ in todo], bar))
             ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=str(work),
                                max_trials_global=trials * len(todo), max_trials_per_task=trials,
-                               num_trials_per_iter=min(trials, 64), database=db, measure_callbacks=callbacks,
-                               builder=ms.builder.LocalBuilder(initializer=_skip_gpu_intrinsics))
+                               num_trials_per_iter=per_iter, database=db, measure_callbacks=callbacks,
+                               builder=ms.builder.LocalBuilder(initializer=_host_intrinsics_only))
         for _, _, key in todo:
             ledger[key] = max(ledger.get(key, 0), trials)
         tmp = ledger_path.with_suffix(".tmp")
