@@ -96,10 +96,13 @@ def _unordered_merge_order(spec: Spec, node: Node, step: Step) -> bool:
 
 
 def _no_expand_of_reduce(spec: Spec, node: Node, step: Step) -> bool:
+    """A Reduce read by no weight then closed sums a constant; read by one weight, it sums that weight (outer
+    Share on the raw Reduce, or Expand after one Share).  Read by two weights it is a shared low-rank dim
+    (Syno's weight sharing) and stays."""
     if step.kind == EXPAND:
-        return not node.dim(step.dims[0]).summed
+        return not 0 <= node.dim(step.dims[0]).summed <= 1
     if step.kind == CONTRACT:
-        return not any(o and node.dim(h).summed for h, o in zip(step.dims, step.outer))
+        return not any(o and node.dim(h).summed == 0 for h, o in zip(step.dims, step.outer))
     return True
 
 
@@ -139,8 +142,8 @@ RULES: tuple[Rule, ...] = (
          _no_shift_on_unordered),
     Rule("unordered_merge_order", "the two block orders of an unordered dim differ by a channel relabeling: "
          "the smaller size is the major top", _unordered_merge_order),
-    Rule("no_expand_of_reduce", "a sum that the input does not read (only weights, or nothing) scales or sums "
-         "weights: the operator without that Reduce",
+    Rule("no_expand_of_reduce", "a sum read by neither the input nor two weights only scales or sums one weight: "
+         "drop that Reduce",
          _no_expand_of_reduce),
     Rule("contraction_order", "consecutive contractions commute (weight order, Share chain order): keep one order",
          _contraction_order),

@@ -21,55 +21,103 @@ Syno's reshape-group enumeration is tighter; the dead-end ratio the benchmark re
 from __future__ import annotations
 
 from collections import Counter
-from fractions import Fraction
+from dataclasses import dataclass
 
 from ..ir.sizes import Size
 from .spec import Spec
 from .state import Node
 
-
 UNREACHABLE = 10**6
+
+
+@dataclass(frozen=True)
+class _Info:
+    """What the bound needs to know about one size, computed once per (spec, size): the distance is evaluated for
+    every candidate child, and Size arithmetic (Fractions) would dominate the search otherwise."""
+
+    text: str
+    num: int
+    den: int
+    powers: tuple[tuple[str, int], ...]
+    inputs: tuple[tuple[str, int], ...]      # powers of the input's primaries
+    foreign: bool                            # holds a primary the input lacks
+    coefficient_only: bool
+
+
+class _Context:
+    """Per-spec constants of the bound and the size-info cache."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.cache: dict[tuple, _Info] = {}
+        self.input_primaries = frozenset(n for d in spec.search_input for n in d.size.variables()
+                                         if spec.is_primary(n))
+        want = [self.info(d.size) for d in spec.search_input]
+        self.want_texts = Counter(i.text for i in want)
+        self.want_n = len(want)
+        self.need = {p: sum(dict(i.inputs).get(p, 0) for i in want) for p in self.input_primaries}
+        self.want_product = _product(want)
+        self.want_by_primary = {p: [i for i in want if any(n == p for n, _ in i.inputs)]
+                                for p in self.input_primaries}
+
+    def info(self, size: Size) -> _Info:
+        key = (size.factor.numerator, size.factor.denominator, size.powers)  # hashing a Fraction is slow
+        i = self.cache.get(key)
+        if i is None:
+            prim = [(n, p) for n, p in size.powers if self.spec.is_primary(n)]
+            i = _Info(str(size), size.factor.numerator, size.factor.denominator, size.powers,
+                      tuple((n, p) for n, p in prim if n in self.input_primaries),
+                      any(n not in self.input_primaries for n, _ in prim), not prim)
+            self.cache[key] = i
+        return i
+
+
+_CONTEXTS: dict[int, _Context] = {}
+
+
+def _context(spec: Spec) -> _Context:
+    ctx = _CONTEXTS.get(id(spec))
+    if ctx is None or ctx.spec is not spec:
+        ctx = _CONTEXTS[id(spec)] = _Context(spec)
+    return ctx
 
 
 def distance(spec: Spec, node: Node, can_reduce: bool = True) -> int:
     """Lower bound on the steps from ``node`` to a frontier that equals the input (0 means: sizes match exactly).
     ``can_reduce`` says whether the space may still add Reduces below this node."""
-    want = [d.size for d in spec.search_input]
-    have = [d.size for d in node.frontier]
+    ctx = _context(spec)
+    have = [ctx.info(d.size) for d in node.frontier]
     weights_left = spec.max_weights - len(node.weights)
-    input_primaries = _input_primaries(spec)
+    reduce_left = can_reduce and node.reductions < spec.max_reductions
 
     surplus = False
     used = dict(node.used)
-    for name in input_primaries:
-        need = sum(s.power(name) for s in want)
-        got = sum(s.power(name) for s in have)
-        extra = max(0, spec.allowance(name) - used.get(name, 0)) if can_reduce and node.reductions < spec.max_reductions else 0
-        if got + extra < need:
+    for name in ctx.input_primaries:
+        got = sum(p for i in have for n, p in i.inputs if n == name)
+        extra = max(0, spec.allowance(name) - used.get(name, 0)) if reduce_left else 0
+        if got + extra < ctx.need[name]:
             return UNREACHABLE
-        surplus = surplus or got > need
-    foreign = sum(1 for s in have if any(n not in input_primaries and spec.is_primary(n) for n in s.variables()))
+        surplus = surplus or got > ctx.need[name]
+    foreign = sum(1 for i in have if i.foreign)
     discarding = sum(1 for d in node.frontier if d.discarding)
     to_close = foreign + discarding + surplus > 0
-    unmatched = sum((Counter(want) - Counter(have)).values())
-    numel = 0 if _product(have) == _product(want) else 1
+    unmatched = sum((ctx.want_texts - Counter(i.text for i in have)).values())
+    numel = 0 if _same(_product(have), ctx.want_product) else 1
     # a numel change needs a non-reshape step: a Stride or Reduce if allowed, else a closing remover
-    special = to_close or (numel and not spec.strides and not (can_reduce and node.reductions < spec.max_reductions))
-    best = _shape_steps(len(want) - len(have), unmatched, special, weights_left > 0, bool(spec.strides),
+    special = to_close or (numel and not spec.strides and not reduce_left)
+    best = _shape_steps(ctx.want_n - len(have), unmatched, special, weights_left > 0, bool(spec.strides),
                         spec.max_depth - node.depth)
     no_weight = 0 if node.weights else 1  # an operator needs a weight: at least one Contraction is left
-    return max(best, numel, no_weight, _group_steps(spec, node, input_primaries, weights_left > 0,
-                                          can_reduce and node.reductions < spec.max_reductions))
+    return max(best, numel, no_weight, _group_steps(ctx, node, have, weights_left > 0, reduce_left))
 
 
-def _group_steps(spec: Spec, node: Node, input_primaries: frozenset[str], can_contract: bool,
-                 can_reduce: bool) -> int:
+def _group_steps(ctx: _Context, node: Node, have: list[_Info], can_contract: bool, can_reduce: bool) -> int:
     """Syno-style reshape groups.  Each input dim holds one primary; frontier dims that share an input primary form
     a group with those input dims.  A group whose primaries balance must become its input dims through a connected
     tree of Merges and Splits: >= |F| + |D| - 2 steps (3 dims per step, connected), plus one Merge to peel off a
     coefficient surplus.  Coefficient-only dims cost a step each (a Split into a group, an Unfold window, an
     Expand) and dims with a foreign primary a closing step each, unless one Contraction closes them all."""
-    parent = {p: p for p in input_primaries}
+    parent = {p: p for p in ctx.input_primaries}
 
     def find(p: str) -> str:
         while parent[p] != p:
@@ -77,33 +125,34 @@ def _group_steps(spec: Spec, node: Node, input_primaries: frozenset[str], can_co
         return p
 
     free, groups = 0, []
-    for d in node.frontier:
-        names = [n for n in d.size.variables() if spec.is_primary(n)]
-        if any(n not in input_primaries for n in names) or d.discarding:
-            free += 1
-        elif not names:
+    for d, i in zip(node.frontier, have):
+        if i.foreign or d.discarding or not i.inputs:
             free += 1
         else:
-            groups.append(d)
-            for n in names[1:]:
-                parent[find(n)] = find(names[0])
+            groups.append(i)
+            for n, _ in i.inputs[1:]:
+                parent[find(n)] = find(i.inputs[0][0])
     steps = 0
-    for root in {find(p) for p in input_primaries}:
-        members = {p for p in input_primaries if find(p) == root}
-        f = [d.size for d in groups if any(find(n) == root for n in d.size.variables() if n in parent)]
-        want = [d.size for d in spec.search_input if any(n in members for n in d.size.variables())]
-        have_p = {p: sum(s.power(p) for s in f) for p in members}
-        need_p = {p: sum(s.power(p) for s in want) for p in members}
-        if any(have_p[p] > need_p[p] for p in members):
+    for root in {find(p) for p in ctx.input_primaries}:
+        members = {p for p in ctx.input_primaries if find(p) == root}
+        f = [i for i in groups if find(i.inputs[0][0]) == root]
+        want = [i for p in members for i in ctx.want_by_primary[p]]
+        want = list({id(i): i for i in want}.values())
+        have_p = {p: sum(q for i in f for n, q in i.inputs if n == p) for p in members}
+        if any(have_p[p] > ctx.need[p] for p in members):
             steps += 1
             continue
-        if any(have_p[p] < need_p[p] for p in members):
+        if any(have_p[p] < ctx.need[p] for p in members):
             if can_reduce:
                 continue
             return UNREACHABLE
         steps += len(f) + len(want) - 2
-        residual = _product(f + [w ** -1 for w in want])
-        steps += any(p > 0 for _, p in residual.powers) or residual.factor > 1
+        fn, fd, fp = _product(f)
+        wn, wd, wp = _product(want)
+        residual = dict(fp)
+        for n, p in wp.items():
+            residual[n] = residual.get(n, 0) - p
+        steps += any(p > 0 for p in residual.values()) or fn * wd > fd * wn
     return steps + (min(free, 1) if can_contract else free)
 
 
@@ -127,17 +176,17 @@ def _shape_steps(delta: int, unmatched: int, to_close: bool, can_contract: bool,
     return best
 
 
-def _product(sizes: list[Size]) -> Size:
-    """The product, summing exponents directly (``Size.__mul__`` builds a Size per factor: too slow here)."""
+def _product(infos: list[_Info]) -> tuple[int, int, dict[str, int]]:
+    """The product as (numerator, denominator, powers), unreduced: compare with :func:`_same`."""
     num = den = 1
     powers: dict[str, int] = {}
-    for s in sizes:
-        num *= s.factor.numerator
-        den *= s.factor.denominator
-        for n, p in s.powers:
+    for i in infos:
+        num *= i.num
+        den *= i.den
+        for n, p in i.powers:
             powers[n] = powers.get(n, 0) + p
-    return Size(Fraction(num, den), tuple(sorted((n, p) for n, p in powers.items() if p)))
+    return num, den, {n: p for n, p in powers.items() if p}
 
 
-def _input_primaries(spec: Spec) -> frozenset[str]:
-    return frozenset(n for d in spec.search_input for n in d.size.variables() if spec.is_primary(n))
+def _same(a: tuple[int, int, dict[str, int]], b: tuple[int, int, dict[str, int]]) -> bool:
+    return a[2] == b[2] and a[0] * b[1] == b[0] * a[1]

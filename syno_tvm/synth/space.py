@@ -50,6 +50,7 @@ class Space:
         self.spec = spec
         self.rules = tuple(rules)
         self._valid: dict[Size, bool] = {}
+        self._block_cache: dict[Size, list[Size]] = {}
         self._finals: dict[str, Final] = {}
         self._input_sizes = sorted(str(d.size) for d in spec.search_input)
 
@@ -87,9 +88,8 @@ class Space:
                         yield Step(REDUCE, size=s)
         elif kind == MERGE:
             for d in uniq:
-                for b in spec.block_sizes:
-                    if b != d.size and self.valid(d.size / b):
-                        yield Step(MERGE, (d.hash,), b)
+                for b in self._blocks(d.size):
+                    yield Step(MERGE, (d.hash,), b)
         elif kind in (SHIFT, EXPAND):
             for d in uniq:
                 yield Step(kind, (d.hash,))
@@ -112,6 +112,12 @@ class Space:
         elif kind == CONTRACT:
             if len(node.weights) < spec.max_weights:
                 yield from self._contractions(node)
+
+    def _blocks(self, size: Size) -> list[Size]:
+        """Merge blocks for a dim of this size (cached per size: enumeration runs at every node)."""
+        if size not in self._block_cache:
+            self._block_cache[size] = [b for b in self.spec.block_sizes if b != size and self.valid(size / b)]
+        return self._block_cache[size]
 
     def _bigger(self, main: Size, window: Size) -> bool:
         """An Unfold needs a main dim larger than its window in every binding (else it is all padding)."""
@@ -181,7 +187,7 @@ class Space:
             raise SynoError(f"step {step} refers to dim {h} that is not on the frontier")
 
         def new(size: Size, h: str, origin: str, below: tuple[str, ...] = (), unordered: bool = False,
-                discarding: bool = False, window: Size | None = None, keep: bool = True, summed: bool = False) -> Dim:
+                discarding: bool = False, window: Size | None = None, keep: bool = True, summed: int = -1) -> Dim:
             sizes.append(size)
             d = Dim(len(sizes) - 1, size, h, origin, below, unordered, discarding, window, summed)
             if keep:
@@ -196,7 +202,7 @@ class Space:
 
         k = step.kind
         if k == REDUCE:
-            r = new(step.size, digest("reduce", step.size), "reduce", summed=True)
+            r = new(step.size, digest("reduce", step.size), "reduce", summed=0)
             prims.append(Prim("reduce", (r.id,), ()))
             count(step.size)
         elif k == MERGE:
@@ -234,7 +240,7 @@ class Space:
             for d, o in zip(sel, step.outer):
                 w = new(d.size, digest("wdim", d.hash, sig), "weight", keep=False)
                 t = new(d.size, digest("share", d.hash, sig), "share", (d.hash,), d.unordered, d.discarding,
-                        keep=not o, summed=d.summed)
+                        keep=not o, summed=d.summed + 1 if d.summed >= 0 else -1)
                 prims.append(Prim("share", (t.id, w.id), (d.id,), ordinal))
                 if o:
                     prims.append(Prim("expand", (), (t.id,)))

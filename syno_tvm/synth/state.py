@@ -44,8 +44,8 @@ class Dim:
     """A frontier dim.  ``origin`` says what created it: ``out``, ``reduce``, or the primitive whose top it is
     (``merge0``/``merge1`` for a Merge's major/minor top, ``split``, ``shift``, ``stride``, ``unfold``, ``share``).
     ``below`` are the hashes of that primitive's bottoms (for the rules that look one step down); an Unfold's top also
-    keeps its ``window`` size.  ``summed`` marks a Reduce dim and the input-side tops of Shares on it: so far
-    only a sum and weights read it."""
+    keeps its ``window`` size.  ``summed`` counts, for a Reduce dim and the input-side tops of Shares on it,
+    how many weights read it so far (-1 for every other dim)."""
 
     id: int
     size: Size
@@ -55,7 +55,7 @@ class Dim:
     unordered: bool = False
     discarding: bool = False
     window: Size | None = None
-    summed: bool = False
+    summed: int = -1
 
 
 @dataclass(frozen=True)
