@@ -201,6 +201,36 @@ def test_unknown_rule_is_a_one_line_error():
 
 def test_no_expand_of_reduce_through_shares():
     s = Space(VIS)
-    base = walk(s, s.root(), red("C_in"), red("k"), lambda n: _contract(n, ("C_in", False), ("k", False)))
+    # one weight reads the Reduce k (its only inner Share, so expand_is_outer does not apply)
+    base = walk(s, s.root(), red("C_in"), red("k"), lambda n: _contract(n, ("C_out", True), ("k", False)))
     check("no_expand_of_reduce", VIS, base, Step(EXPAND, (h(base, "k", "share"),)),
-          base, Step(EXPAND, (h(base, "C_out"),)))
+          base, Step(SHIFT, (h(base, "H"),)))
+
+
+def test_expand_is_outer():
+    s = Space(VIS)
+    base = walk(s, s.root(), red("C_in"), red("k"))
+    inner = walk(s, base, lambda n: _contract(n, ("C_out", False), ("C_in", False), ("k", False)))
+    check("expand_is_outer", VIS, inner, Step(EXPAND, (h(inner, "C_out", "share"),)),
+          base, _contract(base, ("C_out", True), ("C_in", False), ("k", False)))
+
+
+def test_shift_above_share():
+    s = Space(VIS)
+    base = walk(s, s.root(), red("C_in"))
+    shifted = walk(s, base, lambda n: Step(SHIFT, (h(n, "H"),)))
+    shared = walk(s, base, lambda n: _contract(n, ("C_out", True), ("C_in", False), ("H", False)))
+    red_child, twin = check("shift_above_share", VIS, shifted,
+                            _contract(shifted, ("C_out", True), ("C_in", False), ("H", False)),
+                            shared, Step(SHIFT, (h(shared, "H", "share"),)))
+    # the same primitives in the other order: the weight reads H unshifted, a relabeling of its entries
+    assert sorted(p.kind for p in red_child.prims) == sorted(p.kind for p in twin.prims)
+
+
+def test_split_after_shares():
+    s = Space(VIS)
+    base = walk(s, s.root(), red("C_in"), red("k"))
+    shared = walk(s, base, lambda n: _contract(n, ("C_out", True), ("C_in", False), ("k", False), ("H", False)))
+    split_first = walk(s, base, lambda n: Step(SPLIT, (h(n, "H"), h(n, "k"))))
+    check("split_after_shares", VIS, shared, Step(SPLIT, (h(shared, "H", "share"), h(shared, "k", "share"))),
+          split_first, _contract(split_first, ("C_out", True), ("C_in", False), ("H*k", False)))

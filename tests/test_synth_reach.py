@@ -25,7 +25,7 @@ DEPTHWISE = Spec.from_json({
 })
 
 CASES = [
-    (VIS, "conv2d", False), (VIS, "conv2d_grouped", False), (VIS, "pointwise", False), (VIS, "shift_conv", False),
+    (VIS, "conv2d", False), (VIS, "conv2d_grouped", True), (VIS, "pointwise", False), (VIS, "shift_conv", False),
     (VIS, "pool_conv", False), (VIS, "syno_operator1", False), (VIS, "stacked_conv", True),
     (DEPTHWISE, "conv2d_depthwise", False), (TRF, "gpt2_qkv", True),
 ]

@@ -106,6 +106,32 @@ def _no_expand_of_reduce(spec: Spec, node: Node, step: Step) -> bool:
     return True
 
 
+def _expand_is_outer(spec: Spec, node: Node, step: Step) -> bool:
+    if step.kind != EXPAND or node.dim(step.dims[0]).origin != "share":
+        return True
+    h = step.dims[0]
+    for w in node.weights:
+        if h in w.tops:
+            return sum(not o for o in w.outer) < 2  # the twin needs another inner Share in that Contraction
+    return True
+
+
+def _shift_above_share(spec: Spec, node: Node, step: Step) -> bool:
+    return step.kind != CONTRACT or all(node.dim(h).origin != "shift" for h in step.dims)
+
+
+def _split_after_shares(spec: Spec, node: Node, step: Step) -> bool:
+    if step.kind != SPLIT:
+        return True
+    a, b = node.dim(step.dims[0]), node.dim(step.dims[1])
+    if a.origin != "share" or b.origin != "share":
+        return True
+    for w in node.weights:
+        if a.hash in w.tops and b.hash in w.tops:
+            return len(w.touched) < 3  # the twin's Contraction has one Share less and still needs two
+    return True
+
+
 def _contraction_order(spec: Spec, node: Node, step: Step) -> bool:
     """Consecutive contractions A, B commute (the weights multiply; on a dim both share, the earlier one is inner).
     Keep the order whose keys ascend; keys are the pre-A hashes of the dims each touches, so both orders compare
@@ -145,6 +171,11 @@ RULES: tuple[Rule, ...] = (
     Rule("no_expand_of_reduce", "a sum read by neither the input nor two weights only scales or sums one weight: "
          "drop that Reduce",
          _no_expand_of_reduce),
+    Rule("expand_is_outer", "an Expand on an inner Share's top is that Share made outer", _expand_is_outer),
+    Rule("shift_above_share", "a Shift below a Share also shifts the weight's index, a relabeling: Shift above it",
+         _shift_above_share),
+    Rule("split_after_shares", "splitting two tops of one weight's Shares reshapes only the weight: Split first",
+         _split_after_shares),
     Rule("contraction_order", "consecutive contractions commute (weight order, Share chain order): keep one order",
          _contraction_order),
 )

@@ -164,7 +164,7 @@ def _twin(space: Space, op: Operator, nodes: list[Node]) -> _Hit | None:
     """Search for a final with ``op``'s fingerprint.  It starts from the last replayed node and then from each
     earlier one (the redundancy is usually in the last few steps), and uses no more steps of each kind than ``op``
     has, sizes related to ``op``'s (its sizes, their pairwise products and quotients) and weights with ``op``'s
-    weights' size sets."""
+    weights' element counts."""
     spec = space.spec
     probe = spec.probe_binding
     want = fingerprint(op, probe)
@@ -173,7 +173,7 @@ def _twin(space: Space, op: Operator, nodes: list[Node]) -> _Hit | None:
     total = Counter(p.kind for p in op.prims if p.kind not in ("share", "expand"))
     total[CONTRACT] = len(op.weights)
     total[EXPAND] = sum(1 for p in op.prims if p.kind == "expand" and not _is_outer(op, p.bottoms[0]))
-    weight_sets = Counter(tuple(sorted(str(op.sizes[d]) for d in w)) for w in op.weights)
+    weight_sets = Counter(_numel([op.sizes[d] for d in w]) for w in op.weights)
     budget = [TWIN_SEARCH_NODES]
 
     def used(node: Node) -> Counter:
@@ -188,9 +188,9 @@ def _twin(space: Space, op: Operator, nodes: list[Node]) -> _Hit | None:
             if have[kind] >= total[kind]:
                 continue
             if kind == CONTRACT:
-                made = Counter(tuple(sorted(str(node.sizes[d]) for d, _ in w.dims)) for w in node.weights)
+                made = Counter(_numel([node.sizes[d] for d, _ in w.dims]) for w in node.weights)
                 for step in space.steps(node, CONTRACT):
-                    key = tuple(sorted(str(node.dim(h).size) for h in step.dims))
+                    key = _numel([node.dim(h).size for h in step.dims])
                     if made[key] < weight_sets[key]:
                         yield step
                 continue
@@ -225,6 +225,14 @@ def _twin(space: Space, op: Operator, nodes: list[Node]) -> _Hit | None:
         if hit is not None:
             return hit
     return None
+
+
+def _numel(sizes) -> str:
+    """A weight's element count as text (a twin may lay the same weight out with other dims)."""
+    out = sizes[0]
+    for x in sizes[1:]:
+        out = out * x
+    return str(out)
 
 
 def _path_steps(nodes: list[Node]):
