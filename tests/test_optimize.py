@@ -115,3 +115,16 @@ def test_end_to_end_small_cnn_then_rerun_reuses_database(tmp_path, cnn, capsys):
     second = json.loads((out / "report.json").read_text())
     assert second["original"]["tuning"]["new_trials"] == 0 and second["swapped"]["tuning"]["new_trials"] == 0
     assert list(tmp_path.glob(".out*")) == []
+
+
+@pytest.mark.slow
+def test_transformer_block_linear_swap_tuned(tmp_path):
+    """The matmul path end to end: every weight matmul takes the library's linear, tuned like the original."""
+    out = tmp_path / "out"
+    assert main(["optimize", "builtin:transformer-block", "--operator", "linear", "--trials", "8", "--runs", "5",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    matmuls = [d for d in report["layers"] if d["kind"] == "matmul"]
+    assert matmuls and all(d["action"] == "swap" for d in matmuls)
+    assert report["max_abs_output_diff"] < 1e-3
+    assert report["swapped"]["tuning"]["failed"] < report["swapped"]["tuning"]["new_trials"]
