@@ -93,14 +93,6 @@ def test_generator_is_deterministic_and_within_bounds():
         assert [len(w) >= 1 for w in op1.weights] == [True] * len(op1.weights)
 
 
-# Seeds whose compiled kernels disagree with the numpy reference.  All 13 are one apache-tvm 0.27 miscompile:
-# IterMapSimplify (run by FlattenBuffer) drops the offset of a floormod nested in another floormod, e.g.
-# ((i+1)%3+1)%3 -> (i+1)%3, with or without an Unfold guard as predicate (reproducers:
-# test_tvm_floormod_under_guard_miscompile in tests/test_lowering_tvm_bugs.py and test_two_shifts_compose in
-# tests/test_lowering.py).  Every one of these operators has a Shift whose `% N` nests with another Shift, a Merge
-# or a guard; with Shift lowered as a select (`y = i + s; y - N if y >= N else y`) all 13 pass, and so do seeds
-# 300..1299 with every backward kernel.  strict=True: a seed that starts passing fails the suite, so this list only
-# shrinks.  Tracked in the closing note of issue 4.
 @pytest.mark.parametrize("seed", range(N_FORWARD))
 def test_random_operator(seed):
     failure = check_operator(seed, backward=seed < N_BACKWARD)

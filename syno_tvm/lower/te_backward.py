@@ -18,11 +18,13 @@ from tvm import te
 
 from ..ir.graph import Operator
 from ..ir.indexing import invert
+from .normalize import fuse_shifts
 from .te_forward import guarded_product, placeholders
 
 
 def backward(op: Operator, tensor: int, binding: Mapping[str, int] | None = None):
     """A function ``(dY, X, W1, ...) -> d(tensor)`` over TE tensors (tensor 0 is X, 1.. the weights)."""
+    op = fuse_shifts(op)
     sz = op.bind(binding)
     full = op.binding(binding)
     dims_t = op.tensors[tensor]

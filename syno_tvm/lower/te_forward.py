@@ -16,7 +16,8 @@ from tvm import te
 from ..ir.graph import Operator
 from ..ir.indexing import Propagation, propagate
 from ..ir.primitives import cyclic
-from .order import Plan, Stage, plan as make_plan
+from .normalize import fuse_shifts
+from .order import Stage, plan as make_plan
 
 
 @cyclic.register(tvm.ir.expr.ExprWithOp)
@@ -72,9 +73,10 @@ def _stage_tensor(op: Operator, binding: Mapping[str, int], stage: Stage, dims_o
     return te.compute(tuple(sz[d] for d in stage.dims), body, name=name)
 
 
-def forward(op: Operator, binding: Mapping[str, int] | None = None, order: Plan | None = None):
+def forward(op: Operator, binding: Mapping[str, int] | None = None):
     """A function ``(X, W1, ...) -> Y`` over TE tensors, and the staging plan it uses."""
-    order = order or make_plan(op, binding)
+    op = fuse_shifts(op)
+    order = make_plan(op, binding)
 
     def build(*tensors: te.Tensor) -> te.Tensor:
         all_tensors = list(tensors)
