@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
@@ -59,7 +59,6 @@ class Spec:
     kernel: int | None = None
     skip_layers: tuple[str, ...] = ()
     reference_bind: tuple[tuple[str, str], ...] = ()
-    notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         self.check()
