@@ -6,8 +6,9 @@ gradient scheduler starves the last tasks (TVM_NOTES 8: ResNet-18 at 232 ms inst
 gets the same ``trials`` (global budget = trials x tasks), and a task whose workload the database already holds at
 this budget or more is not tuned again.  The budget spent per workload is kept in ``budget.json`` beside
 MetaSchedule's own JSON database, because a task with a small search space can end with fewer records than its
-budget and must still count as done.  Failed candidates (build or run errors) are recorded by MetaSchedule's
-default callbacks with an infinite run time, so they never win and are not measured again; we count them.
+budget and must still count as done.  Failed candidates (build or run errors) go through MetaSchedule's default
+callbacks like any other (committed to the database, never chosen as best, not re-proposed by the search, which
+skips traces it has measured); we count them per task for the report.
 """
 
 from __future__ import annotations
