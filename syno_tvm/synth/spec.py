@@ -103,16 +103,15 @@ class Spec:
 
     def valid(self, size: Size) -> bool:
         """Whether ``size`` may be a dim: no primary in a denominator, a positive integer in every binding (layers and
-        probe), and larger than 1 in at least one (a dim of size 1 everywhere does nothing)."""
+        probe), and larger than 1 in the probe (a dim of size 1 there would be invisible to the fingerprint, which
+        would then merge operators that differ in it)."""
         if any(p < 0 and self.is_primary(n) for n, p in size.powers):
             return False
-        big = False
         for b in self.bindings:
             v = size.evaluate(b)
             if v.denominator != 1 or v < 1:
                 return False
-            big = big or v > 1
-        return big
+        return size.evaluate(self.probe_binding) > 1
 
     def is_primary(self, name: str) -> bool:
         return self.variables[name].kind == PRIMARY
@@ -292,7 +291,8 @@ VISION: dict[str, Any] = {
     "input": "[N, C_in: unordered, H, W]", "output": "[N, C_out: unordered, H, W]",
     "primary": ["N: 0", "C_in: 2", "C_out: 4", "H: 0", "W: 0"], "coefficient": ["k=3: 2", "s=2: 2", "g=32: 3"],
     "fixed": ["N"], "layers": RESNET18_CIFAR_LAYERS,
-    # g=5 (not 32) keeps the probe small; every coefficient a different prime-ish value so no two sizes coincide.
+    # g=5 (not 32) keeps the probe small; coefficients differ so no two sizes coincide.  C_in/(g*s) is 1 here, so
+    # it is not a size of this space (every size must be > 1 at the probe).
     "probe": {"N": 1, "C_in": 10, "C_out": 20, "H": 6, "W": 8, "g": 5},
     "depth": 10, "weights": 2, "reductions": 5, "shares": 6, "reference": "conv2d",
     # No Strides: Syno disabled them in all its experiments (--kas-max-strides 0); a spec file can name "s".
@@ -307,7 +307,7 @@ TRANSFORMER: dict[str, Any] = {
     "primary": ["N: 0", "seq: 0", "H_in: 3"], "coefficient": ["k=2: 4", "t=3: 2"],
     "fixed": ["N"],
     "layers": {"matmul_0": {"N": 1, "seq": 16, "H_in": 96}, "gpt2_small_qkv": {"N": 1, "seq": 1024, "H_in": 768}},
-    "probe": {"N": 1, "seq": 3, "H_in": 48},
+    "probe": {"N": 1, "seq": 3, "H_in": 96},
     "depth": 7, "weights": 2, "reductions": 3, "shares": 4, "reference": "linear",
     "flops": [0.0, 1.5], "params": [0.0, 1.5], "windows": [], "strides": [],
     "layer_kind": "matmul", "kernel": None, "skip_layers": [], "reference_bind": {"H_out": "t*H_in"},
