@@ -234,3 +234,10 @@ def test_split_after_shares():
     split_first = walk(s, base, lambda n: Step(SPLIT, (h(n, "H"), h(n, "k"))))
     check("split_after_shares", VIS, shared, Step(SPLIT, (h(shared, "H", "share"), h(shared, "k", "share"))),
           split_first, _contract(split_first, ("C_out", True), ("C_in", False), ("H*k", False)))
+
+
+def test_no_double_shift():
+    s = Space(VIS)
+    c = walk(s, s.root(), red("C_in"))
+    once = walk(s, c, lambda n: Step(SHIFT, (h(n, "H"),)))
+    check("no_double_shift", VIS, once, Step(SHIFT, (h(once, "H", "shift"),)), c, Step(SHIFT, (h(c, "H"),)))

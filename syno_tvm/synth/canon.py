@@ -84,6 +84,10 @@ def _no_shift_on_reduce(spec: Spec, node: Node, step: Step) -> bool:
     return step.kind != SHIFT or node.dim(step.dims[0]).origin != "reduce"
 
 
+def _no_double_shift(spec: Spec, node: Node, step: Step) -> bool:
+    return step.kind != SHIFT or node.dim(step.dims[0]).origin != "shift"
+
+
 def _no_shift_on_unordered(spec: Spec, node: Node, step: Step) -> bool:
     return step.kind != SHIFT or not node.dim(step.dims[0]).unordered
 
@@ -164,6 +168,8 @@ RULES: tuple[Rule, ...] = (
     Rule("shift_unfold_order", "Shift and Unfold commute up to the border: the Shift sits above (input side)",
          _shift_unfold_order),
     Rule("no_shift_on_reduce", "a sum over a cyclically shifted iterator is the same sum", _no_shift_on_reduce),
+    Rule("no_double_shift", "Shifts move by one: a Shift of a Shift is a shift by 2, left out as in Syno",
+         _no_double_shift),
     Rule("no_shift_on_unordered", "shifting an unordered (channel) dim only relabels channels",
          _no_shift_on_unordered),
     Rule("unordered_merge_order", "the two block orders of an unordered dim differ by a channel relabeling: "
