@@ -42,8 +42,9 @@ def test_spec_file_and_errors(tmp_path):
     for argv in (["--spec", str(bad)], ["--spec", "nope"], ["--count", "0"],
                  ["--out", str(tmp_path / "missing" / "x.jsonl")]):
         r = subprocess.run([sys.executable, "-m", "syno_tvm.cli", "synthesize", "--quiet", *argv],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, cwd=tmp_path)
         assert r.returncode == 2, (argv, r.stderr)
+        assert not (tmp_path / "ops.jsonl").exists()  # a rejected run writes no file
         assert r.stderr.count("\n") == 1 and r.stderr.startswith("syno-tvm: error: "), r.stderr
 
 

@@ -44,6 +44,8 @@ def records(spec: Spec, count: int, seed: int) -> Iterator[dict]:
 
 def synthesize(spec: Spec, count: int, seed: int, out: str, progress: bool = True) -> int:
     """Write ``count`` operators to ``out`` (JSON lines, flushed one by one); returns how many were written."""
+    if count < 1:
+        raise SynoError(f"--count must be at least 1, got {count}")
     path = Path(out)
     if not path.parent.exists():
         raise SynoError(f"cannot write '{out}': directory '{path.parent}' does not exist")
