@@ -153,27 +153,37 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", t
     if todo:
         # MetaSchedule prints per-trial tables and XGBoost iterations on stdout at DEBUG; keep them in
         # work_dir/logs (file handlers stay at DEBUG) and show the progress bar instead.
-        logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
-        # Search effort in proportion to the measured budget: the default population of 512 per round costs
-        # more CPU than a handful of trials on these 2 shared cores.
-        _host_intrinsics_only()
-        strategy = ms.search_strategy.EvolutionarySearch(population_size=min(512, max(64, 16 * trials)))
-        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-            [t for t, _, _ in todo], work_dir=str(work), strategy=strategy, seed=seed)
-        # Two or more rounds per task: the cost model learns from the first round's measurements, and the bar
-        # moves when a task's earlier round is collected (MetaSchedule reports results one round late).
-        per_iter = min(64, max(1, (trials + 1) // 2))
-        with tqdm(total=trials * len(todo), desc=f"tuning {len(todo)} tasks x {trials} trials", unit="trial",
-                  disable=not progress, leave=False) as bar:
-            callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
-            callbacks.append(_Progress([st for _, st, _ in todo], bar))
-            ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=str(work),
-                               max_trials_global=trials * len(todo), max_trials_per_task=trials,
-                               num_trials_per_iter=per_iter, database=db, measure_callbacks=callbacks,
-                               builder=ms.builder.LocalBuilder(initializer=_host_intrinsics_only),
-                               # XGBoost ranks no better than chance from a few samples, and retraining it after
-                               # every batch costs more than the measurements at tiny budgets (tests, smoke runs)
-                               cost_model="xgb" if trials >= 8 else "random")
+        ms_logger = logging.getLogger("tvm.s_tir.meta_schedule")
+        ms_logger.setLevel(logging.WARNING)
+        # MetaSchedule rebuilds its logging config from the *names* of this logger's handlers; an unnamed one
+        # (pytest's capture handlers, a user's addHandler) crashes it with "'NoneType' has no attribute 'format'".
+        unnamed = [h for h in ms_logger.handlers if h.get_name() is None]
+        for h in unnamed:
+            ms_logger.removeHandler(h)
+        try:
+            _host_intrinsics_only()
+            # Search effort in proportion to the measured budget: the default population of 512 per round costs
+            # more CPU than a handful of trials on these 2 shared cores.
+            strategy = ms.search_strategy.EvolutionarySearch(population_size=min(512, max(64, 16 * trials)))
+            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                [t for t, _, _ in todo], work_dir=str(work), strategy=strategy, seed=seed)
+            # Two or more rounds per task: the cost model learns from the first round's measurements, and the bar
+            # moves when a task's earlier round is collected (MetaSchedule reports results one round late).
+            per_iter = min(64, max(1, (trials + 1) // 2))
+            with tqdm(total=trials * len(todo), desc=f"tuning {len(todo)} tasks x {trials} trials", unit="trial",
+                      disable=not progress, leave=False) as bar:
+                callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
+                callbacks.append(_Progress([st for _, st, _ in todo], bar))
+                ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=str(work),
+                                   max_trials_global=trials * len(todo), max_trials_per_task=trials,
+                                   num_trials_per_iter=per_iter, database=db, measure_callbacks=callbacks,
+                                   builder=ms.builder.LocalBuilder(initializer=_host_intrinsics_only),
+                                   # XGBoost ranks no better than chance from a few samples, and retraining it after
+                                   # every batch costs more than the measurements at tiny budgets (tests, smoke runs)
+                                   cost_model="xgb" if trials >= 8 else "random")
+        finally:
+            for h in unnamed:
+                ms_logger.addHandler(h)
         for _, _, key in todo:
             ledger[key] = max(ledger.get(key, 0), trials)
         tmp = ledger_path.with_suffix(".tmp")
