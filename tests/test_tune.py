@@ -27,7 +27,13 @@ def _one_conv() -> onnx.ModelProto:
 
 
 def test_swap_pass_in_user_sequential_tuned_twice_matches_onnxruntime(tmp_path):
+    import logging
+
     import onnxruntime as ort
+
+    # A handler without a name on MetaSchedule's logger (pytest adds such) must not break tuning, and stays attached.
+    stray = logging.NullHandler()
+    logging.getLogger("tvm.s_tir.meta_schedule").addHandler(stray)
 
     model = _one_conv()
     swap = OperatorSwap(named("conv2d"))
@@ -37,6 +43,8 @@ def test_swap_pass_in_user_sequential_tuned_twice_matches_onnxruntime(tmp_path):
     target = targets.host()
     first = metaschedule.tune(mod, target, tmp_path / "db", trials=2, progress=False)
     assert first.new_trials > 0 and not any(t.reused for t in first.tasks)
+    assert stray in logging.getLogger("tvm.s_tir.meta_schedule").handlers
+    logging.getLogger("tvm.s_tir.meta_schedule").removeHandler(stray)
     again = metaschedule.tune(mod, target, tmp_path / "db", trials=2, progress=False)
     assert again.new_trials == 0 and all(t.reused for t in again.tasks)
     assert len(again.tasks) == len(first.tasks) and all(t.best_us for t in again.tasks)
