@@ -3,6 +3,8 @@ staging plan, Unfold's zero padding, independent numpy checks of conv2d and stac
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,8 @@ from syno_tvm.ir.reference import evaluate, gradient
 from syno_tvm.lower.build import compile_backward, compile_forward
 from syno_tvm.lower.normalize import fuse_shifts
 from syno_tvm.lower.order import plan
+from syno_tvm.lower.te_backward import backward_primfunc
+from syno_tvm.lower.te_forward import forward_primfunc, padded_product
 from syno_tvm.lower.verify import TOLERANCE, verify
 
 TOL = 1e-4
@@ -206,6 +210,39 @@ def test_unfold_conv1d_window_5_on_size_4():
     assert _rel(compile_forward(op, b)(x, w), want) <= TOL
     report = verify(op, b)
     assert report.ok, "\n".join(report.lines(op))
+
+
+# ---- Unfold padding as a separate stage --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(LIBRARY))
+def test_no_named_operator_keeps_a_guard_inside_its_reductions(name):
+    """Padding is a stage of its own (as in TVM's conv2d) forward and backward; only the pad stages branch."""
+    op, b = named(name), dict(LIBRARY[name].example)
+    scripts = [forward_primfunc(op, b).script()] + [backward_primfunc(op, t, b).script() for t in range(len(op.tensors))]
+    for text in scripts:
+        assert text.count("if_then_else") == len(re.findall(r"_pad\[[^]]*\] = T\.if_then_else", text)), text
+    if name == "conv2d":
+        assert "X_pad = T.sblock_alloc_buffer((2, 8, 10, 10))" in scripts[0]
+        assert "dY_pad = T.sblock_alloc_buffer((2, 16, 10, 10))" in scripts[1]
+
+
+def test_padding_keeps_the_guard_when_another_read_depends_on_the_index():
+    """``if_then_else`` is lazy, so a guard on ``e`` also keeps ``W[e // 2]`` in bounds: padding X alone would let W be
+    read at ``-1 // 2``; the lowering must keep the guard (and then needs no padding)."""
+    from tvm import te
+
+    x, w = te.placeholder((8,), name="X"), te.placeholder((4,), name="W")
+    j = te.reduce_axis((0, 3), name="j")
+    guarded = te.compute((8,), lambda i: te.sum(
+        padded_product([(x, (i + j - 1,)), (w, ((i + j - 1) // 2,))], [("range", i + j - 1, 8)],
+                       {i: 8, j.var: 3}, "float32"), axis=j), name="Y")
+    text = te.create_prim_func([x, w, guarded]).script()
+    assert "if_then_else" in text and "_pad" not in text, text
+    padded = te.compute((8,), lambda i: te.sum(
+        padded_product([(x, (i + j - 1,)), (w, (i // 2,))], [("range", i + j - 1, 8)], {i: 8, j.var: 3}, "float32"),
+        axis=j), name="Y")
+    text = te.create_prim_func([x, w, padded]).script()
+    assert "X_pad = T.sblock_alloc_buffer((10,))" in text and text.count("if_then_else") == 1, text
 
 
 # ---- Shift chains: nested floormod ------------------------------------------------------------------------------

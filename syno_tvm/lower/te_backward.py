@@ -19,7 +19,7 @@ from tvm import te
 from ..ir.graph import Operator
 from ..ir.indexing import invert
 from .normalize import fuse_shifts
-from .te_forward import guarded_product, placeholders
+from .te_forward import padded_product, placeholders
 
 
 def backward(op: Operator, tensor: int, binding: Mapping[str, int] | None = None):
@@ -39,10 +39,11 @@ def backward(op: Operator, tensor: int, binding: Mapping[str, int] | None = None
                 return axes[-1].var
 
             state = invert(op, tensor, dict(zip(dims_t, ys)), make_free, lambda s: s.value(full))
-            terms = [grad_out[tuple(state.values[d] for d in op.output)]]
-            terms += [tensors[u][tuple(state.values[d] for d in dims)]
+            reads = [(grad_out, tuple(state.values[d] for d in op.output))]
+            reads += [(tensors[u], tuple(state.values[d] for d in dims))
                       for u, dims in enumerate(op.tensors) if u != tensor]
-            value = guarded_product(terms, state.guards, grad_out.dtype)
+            extents = dict(zip(ys, (sz[d] for d in dims_t))) | {ax.var: int(ax.dom.extent) for ax in axes}
+            value = padded_product(reads, state.guards, extents, grad_out.dtype)
             return te.sum(value, axis=axes) if axes else value
 
         return te.compute(tuple(sz[d] for d in dims_t), body, name=name)

@@ -1,8 +1,11 @@
 """Forward lowering: one TVM tensor expression per operator, staged by :mod:`syno_tvm.lower.order`.
 
-Index maps come from the primitive rules evaluated on TVM ``PrimExpr`` (``//`` is floordiv, ``%`` floormod, Shift a select), and
-Unfold's zero padding is an ``if_then_else`` guard, so the same definition runs in training (via Relax) and
-deployment.  The builder takes TE placeholders and returns the output tensor, which is the calling convention of
+Index maps come from the primitive rules evaluated on TVM ``PrimExpr`` (``//`` is floordiv, ``%`` floormod, Shift a
+select).  Unfold's zero padding is a range guard; where the guarded index is directly a tensor's index (a convolution's
+window over the input) the guard moves into a zero-padded copy of that tensor, a separate stage as in TVM's own
+conv2d, because a guard inside the reduction tunes about 2.5x slower (``benchmarks/padding_check.py``); any other
+guard stays an ``if_then_else``.  The same definition runs in training (via Relax) and deployment.  The builder
+takes TE placeholders and returns the output tensor, which is the calling convention of
 ``relax.BlockBuilder.call_te``.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import tvm
+import tvm_ffi
 from tvm import te
 
 from ..ir.graph import Operator
@@ -54,6 +58,67 @@ def guarded_product(terms: list, guards: list[tuple], dtype: str):
     return prod
 
 
+def zero_padded(t: te.Tensor, pads: Mapping[int, tuple[int, int]]) -> te.Tensor:
+    """``t`` extended along axis ``a`` to the index range ``pads[a] = (lo, hi)`` (lo <= 0), zero outside ``t``."""
+    shape = [hi - lo + 1 if a in pads else int(n) for a, (n, (lo, hi)) in
+             enumerate(zip(t.shape, (pads.get(a, (0, 0)) for a in range(len(t.shape)))))]
+
+    def body(*p):
+        src = tuple(p[a] + pads[a][0] if a in pads else p[a] for a in range(len(p)))
+        conds = [c for a in pads for c in (src[a] >= 0, src[a] < int(t.shape[a]))]
+        return te.if_then_else(tvm.tirx.all(*conds), t[src], tvm.tirx.const(0, t.dtype))
+
+    return te.compute(tuple(shape), body, name=f"{t.op.name}_pad")
+
+
+def padded_product(reads: list[tuple[te.Tensor, tuple]], guards: list[tuple], extents: Mapping, dtype: str):
+    """``prod(t[idx] for t, idx in reads)`` under ``guards``, with range guards on tensor indices turned into padding.
+
+    ``extents`` maps each free variable of the indices to its extent, to bound the padded range.  A range guard
+    ``0 <= e < n`` where ``e`` is axis ``a`` of a read of an ``n``-long axis is exactly "read zero outside the tensor",
+    so every read indexed by ``e`` goes to a zero-padded copy and the guard is dropped; a guard the bounds prove
+    always true is dropped too.  ``if_then_else`` is lazy, so a guard also keeps *other* reads (``W[e // 2]``) in
+    bounds: unless every remaining read is provably in bounds without the dropped guards, all guards stay.
+    """
+    ana = tvm.sym.Analyzer()
+    for var, n in extents.items():
+        ana.bind(var, tvm.ir.Range(0, n))
+
+    def bounds(e) -> tuple[int, int]:
+        if isinstance(e, int):
+            return e, e
+        b = ana.const_int_bound(e)
+        return b.min_value, b.max_value
+
+    pads: list[dict[int, tuple[int, int]]] = [{} for _ in reads]
+    rest = []
+    for g in guards:
+        if g[0] != "range" or not isinstance(g[1], tvm.ir.expr.ExprWithOp):
+            rest.append(g)
+            continue
+        lo, hi = bounds(g[1])
+        if lo >= 0 and hi < g[2]:
+            continue
+        spots = [(r, a) for r, (t, idx) in enumerate(reads) for a, e in enumerate(idx)
+                 if int(t.shape[a]) == g[2] and isinstance(e, tvm.ir.expr.ExprWithOp)
+                 and tvm_ffi.structural_equal(e, g[1])]
+        if not spots or lo < -g[2] or hi >= 2 * g[2]:     # nothing to pad, or an index no padding covers
+            rest.append(g)
+            continue
+        for r, a in spots:
+            pads[r][a] = (min(lo, 0), max(hi, g[2] - 1))
+    in_bounds = all(a in pad or 0 <= bounds(e)[0] and bounds(e)[1] < int(t.shape[a])
+                    for (t, idx), pad in zip(reads, pads) for a, e in enumerate(idx))
+    if not in_bounds:
+        return guarded_product([t[idx] for t, idx in reads], guards, dtype)
+    terms = []
+    for (t, idx), pad in zip(reads, pads):
+        if pad:
+            t, idx = zero_padded(t, pad), tuple(e - pad[a][0] if a in pad else e for a, e in enumerate(idx))
+        terms.append(t[idx])
+    return guarded_product(terms, rest, dtype)
+
+
 def _stage_tensor(op: Operator, binding: Mapping[str, int], stage: Stage, dims_of, tensors: list[te.Tensor],
                   name: str) -> te.Tensor:
     sz = op.bind(binding)
@@ -66,8 +131,9 @@ def _stage_tensor(op: Operator, binding: Mapping[str, int], stage: Stage, dims_o
         state = Propagation(dict(zip(stage.dims, ivs)))
         state.values.update({d: ax.var for d, ax in zip(stage.reduce, axes)})
         propagate(prims, op.sizes, state, lambda s: s.value(full), set())
-        terms = [tensors[f][tuple(state.values[d] for d in dims_of(f))] for f in stage.factors]
-        value = guarded_product(terms, state.guards, dtype)
+        reads = [(tensors[f], tuple(state.values[d] for d in dims_of(f))) for f in stage.factors]
+        extents = dict(zip(ivs, (sz[d] for d in stage.dims))) | {ax.var: sz[d] for d, ax in zip(stage.reduce, axes)}
+        value = padded_product(reads, state.guards, extents, dtype)
         return te.sum(value, axis=axes) if axes else value
 
     return te.compute(tuple(sz[d] for d in stage.dims), body, name=name)
