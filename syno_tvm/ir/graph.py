@@ -156,24 +156,24 @@ class Operator:
         above = self._top_down_hashes()
         memo: dict[int, str] = {}
         for d, pos in ((d, i) for i, d in enumerate(self.output)):
-            memo[d] = _h("out", pos, self.sizes[d])
+            memo[d] = digest("out", pos, self.sizes[d])
         for i in self.topo_order:
             p = self.prims[i]
             below = [memo[d] for d in p.bottoms] if p.kind != "reduce" else [above[p.tops[0]]]
             for k, d in enumerate(p.tops):
-                memo[d] = _h(p.kind, p.param, below, k, self.sizes[d])
+                memo[d] = digest(p.kind, p.param, below, k, self.sizes[d])
         return memo
 
     def _top_down_hashes(self) -> dict[int, str]:
         memo: dict[int, str] = {}
         for t, dims in enumerate(self.tensors):
             for axis, d in enumerate(dims):
-                memo[d] = _h("tensor", t, axis, self.sizes[d])
+                memo[d] = digest("tensor", t, axis, self.sizes[d])
         for i in reversed(self.topo_order):
             p = self.prims[i]
             above = [memo[d] for d in p.tops]
             for k, d in enumerate(p.bottoms):
-                memo[d] = _h(p.kind, p.param, above, k, self.sizes[d])
+                memo[d] = digest(p.kind, p.param, above, k, self.sizes[d])
         return memo
 
     @cached_property
@@ -181,7 +181,7 @@ class Operator:
         """Stable structural hash: identical across processes, Python versions and dim numberings."""
         hs = self.dim_hashes
         expands = sorted(hs[p.bottoms[0]] for p in self.prims if p.kind == "expand")
-        return _h(VERSION, [hs[d] for d in self.input], [[hs[d] for d in w] for w in self.weights], expands,
+        return digest(VERSION, [hs[d] for d in self.input], [[hs[d] for d in w] for w in self.weights], expands,
                   len(self.output), sorted(self.coefficients))
 
     # ---- sizes under a binding ----------------------------------------------------------------------------------
@@ -300,8 +300,9 @@ def _prod(xs: Iterable[int]) -> int:
     return out
 
 
-def _h(*parts: Any) -> str:
-    """blake2b over a canonical text form: stable everywhere, unlike ``hash()`` of a str."""
+def digest(*parts: Any) -> str:
+    """blake2b over a canonical text form (sizes by their text): stable across processes and Python versions,
+    unlike ``hash()`` of a str.  The one hash of the project: operator identity and synthesis states use it."""
     return hashlib.blake2b(repr(_canon(parts)).encode(), digest_size=8).hexdigest()
 
 

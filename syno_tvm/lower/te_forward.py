@@ -11,7 +11,7 @@ takes TE placeholders and returns the output tensor, which is the calling conven
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import tvm
 import tvm_ffi

@@ -25,7 +25,6 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..errors import SynoError
 from ..ir.graph import Operator
-from ..lower.order import plan
 from ..lower.te_forward import forward
 
 

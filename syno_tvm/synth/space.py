@@ -23,14 +23,14 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import SynoError
-from ..ir.graph import Operator, Prim
+from ..ir.graph import Operator, Prim, digest
 from ..ir.library import named
 from ..ir.sizes import Size
 from .canon import RULES, Rule, first_violation
 from .distance import UNREACHABLE, distance
 from .spec import Spec
 from .state import (CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, STRIDE, UNFOLD, Dim, Node, Step,
-                    Weight, digest)
+                    Weight)
 
 
 @dataclass(frozen=True)

@@ -12,31 +12,16 @@ their number, so commuting contractions also meet in one node; numbers are assig
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
-from ..ir.graph import Prim
+from ..ir.graph import Prim, digest
 from ..ir.sizes import Size
 
 # Step kinds, in the order Syno's search stages use them (Finalize last).
 REDUCE, MERGE, SPLIT, SHIFT, STRIDE, UNFOLD, EXPAND, CONTRACT, FINALIZE = (
     "reduce", "merge", "split", "shift", "stride", "unfold", "expand", "contract", "finalize")
 STEP_KINDS = (REDUCE, MERGE, SPLIT, SHIFT, STRIDE, UNFOLD, EXPAND, CONTRACT)
-
-
-def digest(*parts: Any) -> str:
-    """blake2b of the parts' text (sizes by their text): identical across processes and Python versions."""
-    return hashlib.blake2b(repr(_plain(parts)).encode(), digest_size=8).hexdigest()
-
-
-def _plain(x: Any) -> Any:
-    if isinstance(x, Size):
-        return str(x)
-    if isinstance(x, (list, tuple)):
-        return [_plain(y) for y in x]
-    return x
 
 
 @dataclass(frozen=True)
