@@ -58,7 +58,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = Config(model=args.model, operator=args.operator, width=args.width, batch=args.batch, epochs=args.epochs,
                  lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay, schedule=args.schedule,
-                 data=args.data, limit=args.limit, augment=not args.no_augment, seed=args.seed, threads=args.threads)
+                 data=args.data, limit=args.limit, augment=not args.no_augment, seed=args.seed, threads=args.threads,
+                 tune_trials=args.tune_trials)
     _, history = train(cfg, args.out, resume=args.resume)
     last = history.last
     print(f"val accuracy {last['val_acc']:.4f}  val loss {last['val_loss']:.4f}  "
@@ -183,6 +184,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--no-augment", action="store_true", help="no random crop / flip")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--tune-trials", type=int, default=0, metavar="N",
+                   help="tune every kernel of the training step with N MetaSchedule trials (database in OUT/tuning, "
+                   "reused); 0 builds TVM's untuned defaults")
     t.set_defaults(fn=cmd_train)
     return p
 

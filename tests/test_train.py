@@ -128,6 +128,28 @@ def test_conv2d_swap_trains_like_the_original():
         np.testing.assert_allclose(a.reshape(-1), b.reshape(-1), rtol=1e-4, atol=1e-5)
 
 
+def test_tuned_training_step_matches_the_untuned_one(tmp_path):
+    """``tune_trials``: every kernel of the step (the swapped operator's derived backward included) is tuned by
+    MetaSchedule; the tuned step computes the same update, and a second build reuses the database."""
+    model = small_cnn(batch=4, width=3, seed=3)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+    labels = np.array([5, 1, 0, 9])
+    graph = build_graph(model, named("conv2d"))
+    plain = Trainer(graph, threads=1)
+    tuned = Trainer(graph, threads=1, tune_trials=1, tune_dir=tmp_path / "db")
+    assert tuned.tuning.new_trials > 0 and len(tuned.tuning.tasks) > 10
+    for _ in range(2):
+        a, b = plain.step(x, labels, 0.05)[0], tuned.step(x, labels, 0.05)[0]
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+    for p, q in zip(plain.params, tuned.params):
+        np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-4, atol=1e-5)
+    again = Trainer(graph, threads=1, tune_trials=1, tune_dir=tmp_path / "db")
+    assert again.tuning.new_trials == 0
+    with pytest.raises(SynoError, match="needs --out"):
+        train(Config(model="builtin:small-cnn", data="digits", width=3, tune_trials=1))
+
+
 def _relax_update(opt, params, grads, slots, scalars):
     import tvm
     from tvm import relax

@@ -48,10 +48,12 @@ class Config:
     augment: bool = True
     seed: int = 0
     threads: int = 2
+    tune_trials: int = 0            # MetaSchedule trials per task of the training step (0: untuned default build)
 
     def key(self) -> dict:
-        """What must match for ``--resume`` (everything: the schedule depends on epochs and data size)."""
-        return asdict(self)
+        """What must match for ``--resume``: everything that decides the numbers (the schedule depends on epochs
+        and data size); not the tuning budget, which only changes speed."""
+        return {k: v for k, v in asdict(self).items() if k != "tune_trials"}
 
 
 @dataclass
@@ -91,13 +93,28 @@ def _onehot(labels: np.ndarray, k: int) -> np.ndarray:
 class Trainer:
     """A compiled :class:`TrainGraph` with its tensors on the device; ``step`` runs one fused update."""
 
-    def __init__(self, graph: TrainGraph, threads: int = 2) -> None:
+    def __init__(self, graph: TrainGraph, threads: int = 2, tune_trials: int = 0,
+                 tune_dir: "str | Path | None" = None, progress: bool = False) -> None:
+        """With ``tune_trials``, every task of the step (forward, backward and optimizer kernels alike) is tuned by
+        MetaSchedule with that many trials into the database in ``tune_dir`` (reused next time), the same way
+        ``syno-tvm optimize`` tunes inference; else the step is built with TVM's default, unscheduled loops."""
         from ..tune.targets import host
 
         self.graph = graph
         self.dev = tvm.cpu()
         os.environ["TVM_NUM_THREADS"] = str(threads)
-        self.vm = relax.VirtualMachine(tvm.compile(graph.module, target=host(threads)), self.dev)
+        target = host(threads)
+        if tune_trials:
+            from ..tune import metaschedule
+
+            if tune_dir is None:
+                raise SynoError("tuning the training step needs a directory for its database")
+            self.tuning = metaschedule.tune(graph.module, target, tune_dir, tune_trials, progress=progress)
+            executable = metaschedule.compile_tuned(graph.module, target, tune_dir)
+        else:
+            self.tuning = None
+            executable = tvm.compile(graph.module, target=target)
+        self.vm = relax.VirtualMachine(executable, self.dev)
         self.params = [tvm.runtime.tensor(p.init, self.dev) for p in graph.params]
         self.states = [tvm.runtime.tensor(s.init, self.dev) for s in graph.states]
         self.slots = [tvm.runtime.tensor(np.zeros_like(p.init), self.dev)
@@ -216,7 +233,10 @@ def train(config: Config, out_dir: str | Path | None = None, resume: bool = Fals
     if graph.num_classes < ds.num_classes or tuple(graph.input_shape[1:]) != ds.image_shape:
         raise SynoError(f"the model takes {list(graph.input_shape[1:])} images with {graph.num_classes} classes; "
                         f"the data has {list(ds.image_shape)} images with {ds.num_classes} classes")
-    trainer = Trainer(graph, config.threads)
+    if config.tune_trials and out is None:
+        raise SynoError("tuning the training step needs --out (its database goes to OUT/tuning)")
+    trainer = Trainer(graph, config.threads, config.tune_trials, out / "tuning" if out is not None else None,
+                      progress=progress)
     steps_per_epoch = len(ds.train_y) // config.batch
     schedule = Schedule(config.schedule, config.lr, steps_per_epoch * config.epochs, config.warmup_steps)
     history, start = History(), 0
