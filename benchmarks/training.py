@@ -1,9 +1,11 @@
 """Training inside TVM: throughput against PyTorch CPU, and the accuracy of swapped models on the proxy recipe.
 
     python benchmarks/training.py [--seeds 3] [--torch-python /work/torch-venv/bin/python]
+    python benchmarks/training.py --skip-accuracy --tune-trials 4 --tune-dir /tmp/train_db   (tuned step)
 
 1. images/s of one training step (forward, backward, SGD momentum) of ResNet-18 (CIFAR form) at the proxy width,
-   syno-tvm (the compiled Relax step, untuned default schedules) vs PyTorch CPU, same model, batch and threads,
+   syno-tvm (the compiled Relax step: untuned default schedules, or with --tune-trials every kernel of the step
+   tuned by MetaSchedule first, the tuning time printed apart) vs PyTorch CPU, same model, batch and threads,
    measured one after the other in this run (median step), printed with their ratio;
 2. validation accuracy, mean +- std over seeds, of the original model, conv2d swapped in (the same function: must
    match within noise), Syno's Operator 1 and a grouped conv, on the proxy recipe (syno_tvm/train/proxy.py),
@@ -32,9 +34,15 @@ from syno_tvm.train.graph import build_graph
 from syno_tvm.train.loop import Trainer, model_proto
 
 
-def tvm_throughput(width: int, batch: int, threads: int, steps: int) -> float:
+def tvm_throughput(width: int, batch: int, threads: int, steps: int, tune_trials: int = 0,
+                   tune_dir: str | None = None) -> float:
     cfg = replace(proxy.PROXY, width=width, batch=batch)
-    trainer = Trainer(build_graph(model_proto(cfg, 10)), threads)
+    t0 = time.perf_counter()
+    trainer = Trainer(build_graph(model_proto(cfg, 10)), threads, tune_trials, tune_dir, progress=tune_trials > 0)
+    if trainer.tuning is not None:
+        t = trainer.tuning
+        print(f"  tuned the step: {len(t.tasks)} tasks x {tune_trials} trials, {t.new_trials} new, {t.failed} failed; "
+              f"tuning + build {time.perf_counter() - t0:.0f} s (database {tune_dir})", flush=True)
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, batch)
     times = []
@@ -64,6 +72,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="alternating syno-tvm / PyTorch measurements")
     p.add_argument("--torch-python", default=os.environ.get("SYNO_TORCH_PYTHON", "/work/torch-venv/bin/python"))
     p.add_argument("--skip-accuracy", action="store_true")
+    p.add_argument("--tune-trials", type=int, default=0, help="MetaSchedule trials per kernel of the step (0: untuned)")
+    p.add_argument("--tune-dir", default="training_tuning", help="tuning database (reused by later rounds and runs)")
     p.add_argument("--json", help="also write all numbers here")
     a = p.parse_args()
     recipe = proxy.PROXY
@@ -72,7 +82,7 @@ def main() -> None:
           f"{a.rounds} alternating rounds (the machine is shared: compare within a round)")
     rounds = []
     for r in range(a.rounds):
-        tvm_ips = tvm_throughput(w, b, a.threads, a.steps)
+        tvm_ips = tvm_throughput(w, b, a.threads, a.steps, a.tune_trials, a.tune_dir)
         torch_ips = torch_throughput(a.torch_python, w, b, a.threads, a.steps)
         rounds.append({"syno_tvm": tvm_ips, "torch": torch_ips})
         ratio = f"  -> syno-tvm / PyTorch = {tvm_ips / torch_ips:.3f}" if torch_ips else ""
@@ -81,8 +91,10 @@ def main() -> None:
     if all(x["torch"] for x in rounds):
         ratios = sorted(x["syno_tvm"] / x["torch"] for x in rounds)
         print(f"  median ratio syno-tvm / PyTorch: {ratios[len(ratios) // 2]:.3f} "
-              f"(range {ratios[0]:.3f} .. {ratios[-1]:.3f}); syno-tvm runs default untuned schedules")
-    result = {"throughput": {"width": w, "batch": b, "threads": a.threads, "rounds": rounds}}
+              f"(range {ratios[0]:.3f} .. {ratios[-1]:.3f}); syno-tvm "
+              + (f"tuned, {a.tune_trials} trials per kernel" if a.tune_trials else "runs default untuned schedules"))
+    result = {"throughput": {"width": w, "batch": b, "threads": a.threads, "tune_trials": a.tune_trials,
+                             "rounds": rounds}}
     if not a.skip_accuracy:
         g = max(1, w // 2)
         variants = [("original", None), ("conv2d", conv2d()),
