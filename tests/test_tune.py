@@ -48,6 +48,10 @@ def test_swap_pass_in_user_sequential_tuned_twice_matches_onnxruntime(tmp_path):
     again = metaschedule.tune(mod, target, tmp_path / "db", trials=2, progress=False)
     assert again.new_trials == 0 and all(t.reused for t in again.tasks)
     assert len(again.tasks) == len(first.tasks) and all(t.best_us for t in again.tasks)
+    applied = metaschedule.apply_database(mod, target, tmp_path / "db")
+    prims = {gv.name_hint: f for gv, f in applied.functions_items() if isinstance(f, tvm.tirx.PrimFunc)}
+    assert {t.name for t in first.tasks} <= set(prims)
+    assert all(prims[t.name].attrs["tirx.is_scheduled"] for t in first.tasks)
     x = measure.input_arrays(model)
     vm = relax.VirtualMachine(metaschedule.compile_tuned(mod, target, tmp_path / "db"), tvm.cpu())
     got = vm["main"](tvm.runtime.tensor(x[0])).numpy()
