@@ -60,8 +60,7 @@ def guarded_product(terms: list, guards: list[tuple], dtype: str):
 
 def zero_padded(t: te.Tensor, pads: Mapping[int, tuple[int, int]]) -> te.Tensor:
     """``t`` extended along axis ``a`` to the index range ``pads[a] = (lo, hi)`` (lo <= 0), zero outside ``t``."""
-    shape = [hi - lo + 1 if a in pads else int(n) for a, (n, (lo, hi)) in
-             enumerate(zip(t.shape, (pads.get(a, (0, 0)) for a in range(len(t.shape)))))]
+    shape = [pads[a][1] - pads[a][0] + 1 if a in pads else int(n) for a, n in enumerate(t.shape)]
 
     def body(*p):
         src = tuple(p[a] + pads[a][0] if a in pads else p[a] for a in range(len(p)))
@@ -90,15 +89,19 @@ def padded_product(reads: list[tuple[te.Tensor, tuple]], guards: list[tuple], ex
         b = ana.const_int_bound(e)
         return b.min_value, b.max_value
 
+    def inside(e, n) -> bool:
+        lo, hi = bounds(e)
+        return 0 <= lo and hi < int(n)
+
     pads: list[dict[int, tuple[int, int]]] = [{} for _ in reads]
     rest = []
     for g in guards:
         if g[0] != "range" or not isinstance(g[1], tvm.ir.expr.ExprWithOp):
             rest.append(g)
             continue
-        lo, hi = bounds(g[1])
-        if lo >= 0 and hi < g[2]:
+        if inside(g[1], g[2]):
             continue
+        lo, hi = bounds(g[1])
         spots = [(r, a) for r, (t, idx) in enumerate(reads) for a, e in enumerate(idx)
                  if int(t.shape[a]) == g[2] and isinstance(e, tvm.ir.expr.ExprWithOp)
                  and tvm_ffi.structural_equal(e, g[1])]
@@ -107,9 +110,7 @@ def padded_product(reads: list[tuple[te.Tensor, tuple]], guards: list[tuple], ex
             continue
         for r, a in spots:
             pads[r][a] = (min(lo, 0), max(hi, g[2] - 1))
-    in_bounds = all(a in pad or 0 <= bounds(e)[0] and bounds(e)[1] < int(t.shape[a])
-                    for (t, idx), pad in zip(reads, pads) for a, e in enumerate(idx))
-    if not in_bounds:
+    if not all(a in pad or inside(e, t.shape[a]) for (t, idx), pad in zip(reads, pads) for a, e in enumerate(idx)):
         return guarded_product([t[idx] for t, idx in reads], guards, dtype)
     terms = []
     for (t, idx), pad in zip(reads, pads):
