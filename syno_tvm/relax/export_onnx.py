@@ -180,7 +180,8 @@ def _attrs(node: onnx.NodeProto) -> dict:
 
 def export_swapped(onnx_model: "onnx.ModelProto | str",
                    choice: "OperatorSwap | Operator | Mapping[str, Operator | None]",
-                   params: "Mapping[str, Sequence[np.ndarray]] | tvm.IRModule", seed: int = 0) -> onnx.ModelProto:
+                   params: "Mapping[str, Sequence[np.ndarray]] | tvm.IRModule", seed: int = 0,
+                   bn_folded: bool = True) -> onnx.ModelProto:
     """The ONNX model with each layer that the swap replaces rewritten as its operator, in standard ONNX ops.
 
     ``choice`` is what :class:`OperatorSwap` takes (then the model is imported and swapped again, only for its
@@ -188,8 +189,10 @@ def export_swapped(onnx_model: "onnx.ModelProto | str",
     decisions are reused, which skips a slow import).  ``params`` holds the new weights: the swapped Relax module
     itself (read with :func:`layer_weights`) or a map layer name -> [W1, ...] (e.g. after training).  Layers are
     matched the way the swap names them: ``conv2d_<i>`` is the i-th Conv node, ``matmul_<i>`` the i-th MatMul/Gemm
-    with a constant weight.  A Conv without bias followed by BatchNormalization keeps only the BN's shift (an Add),
-    as the Relax import folds BN's scale into the conv weight the swap starts from."""
+    with a constant weight.  With ``bn_folded`` (weights from the inference swap), a Conv without bias followed by
+    BatchNormalization keeps only the BN's shift (an Add), as the Relax import for inference folds BN's scale into
+    the conv weight the swap starts from; without it (weights from training, where BN stays a layer of its own) the
+    BatchNormalization node is kept and reads the model's initializers."""
     model = load_onnx(onnx_model)
     swap = choice if isinstance(choice, OperatorSwap) else OperatorSwap(choice, seed=seed)
     if not swap.decisions:
@@ -227,7 +230,7 @@ def export_swapped(onnx_model: "onnx.ModelProto | str",
             continue
         d, op = decisions[layer], swap.operator_for(layer)
         emit = (_conv_layer if d.kind == "conv2d" else _matmul_layer)
-        nodes, new_inits, bn = emit(node, d, op, weights[layer], inits, consumers)
+        nodes, new_inits, bn = emit(node, d, op, weights[layer], inits, consumers if bn_folded else {})
         new_nodes.extend(nodes)
         graph.initializer.extend(new_inits)
         if bn is not None:
@@ -259,7 +262,8 @@ def _weight_inits(layer: str, op: Operator, binding: Mapping[str, int], arrays: 
 
 def _conv_layer(node, d: Decision, op: Operator, arrays, inits, consumers):
     """AveragePool (strided convs) -> operator -> conv bias; a following BatchNormalization on a bias-free conv
-    becomes an Add of its shift (its scale lives in the swapped weights, as after Relax's BN folding)."""
+    becomes an Add of its shift (its scale lives in the swapped weights, as after Relax's BN folding) unless
+    ``consumers`` is empty (BN kept)."""
     layer, x, y = d.layer, node.input[0], node.output[0]
     w = inits.get(node.input[1])
     s = d.shape

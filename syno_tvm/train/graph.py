@@ -21,7 +21,7 @@ From an ONNX model:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
@@ -54,16 +54,26 @@ class Slot:
     onnx_name: str | None
 
 
-def _collect(func: relax.Function, onnx_params: Mapping[str, tvm.runtime.Tensor]) -> list[tuple[object, Slot]]:
-    """Every float tensor constant of ``func`` in program order, classified and named."""
+def _collect(func: relax.Function, onnx_params: Mapping[str, tvm.runtime.Tensor],
+             layers: list[str]) -> list[tuple[object, Slot]]:
+    """Every float tensor constant of ``func`` in program order, classified and named.
+
+    A swapped layer's weights are named ``<layer>.W<k>`` (``layers``: the swapped layers in program order, which is
+    the order of the ``call_tir_with_grad`` calls), not by PrimFunc: layers of equal shape share one deduplicated
+    PrimFunc, and names must be unique for checkpoints and the ONNX export."""
     stats: list = []
-    owner: list[tuple[object, str]] = []   # operator weights: (constant, "<primfunc>.W<k>")
+    owner: list[tuple[object, str]] = []   # operator weights: (constant, "<layer>.W<k>")
+    calls = iter(layers)
 
     def visit(e) -> None:
         if isinstance(e, relax.Call) and e.op.same_as(_BN):
             stats.extend([e.args[3], e.args[4]])
         if isinstance(e, relax.Call) and e.op.same_as(_WITH_GRAD):
-            owner.extend((w, f"{e.args[0].name_hint}.W{k}") for k, w in enumerate(list(e.args[1])[1:], start=1))
+            layer = next(calls, None)
+            if layer is None:
+                raise SynoError("more differentiable operator calls than swapped layers: build the graph from an "
+                                "unswapped model")
+            owner.extend((w, f"{layer}.W{k}") for k, w in enumerate(list(e.args[1])[1:], start=1))
 
     relax.analysis.post_order_visit(func.body, visit)
     consts: list = []
@@ -159,7 +169,11 @@ class TrainGraph:
     batch: int
     num_classes: int
     input_shape: tuple[int, ...]
-    decisions: list[Decision] = field(default_factory=list)
+    swap: OperatorSwap | None = None   # the pass that swapped the operators in (None: the original model)
+
+    @property
+    def decisions(self) -> list[Decision]:
+        return self.swap.decisions if self.swap is not None else []
 
 
 def _bound_main(model: onnx.ModelProto) -> tuple[tvm.IRModule, dict[str, tvm.runtime.Tensor]]:
@@ -185,11 +199,10 @@ def build_graph(model: onnx.ModelProto, operator: "Operator | Mapping[str, Opera
     """The Relax training module for ``model`` (with ``operator`` swapped in when given)."""
     optimizer = optimizer or SGD()
     mod, onnx_params = _bound_main(model)
-    decisions: list[Decision] = []
+    swap = None
     if operator is not None:
         swap = OperatorSwap(operator, seed=seed, differentiable=True)
         mod = swap(mod)
-        decisions = swap.decisions
     main = mod["main"]
     x = main.params[0]
     shape = tuple(int(d) for d in x.ty.shape)
@@ -197,7 +210,7 @@ def build_graph(model: onnx.ModelProto, operator: "Operator | Mapping[str, Opera
     if len(out_shape) != 2 or out_shape[0] != shape[0]:
         raise SynoError(f"training needs a classifier: output [batch, classes], this model returns {list(out_shape)}")
     batch, num_classes = out_shape
-    pairs = _collect(main, onnx_params)
+    pairs = _collect(main, onnx_params, [d.layer for d in swap.decisions if d.action == "swap"] if swap else [])
     params = [s for _, s in pairs if s.trainable]
     states = [s for _, s in pairs if not s.trainable]
 
@@ -235,7 +248,7 @@ def build_graph(model: onnx.ModelProto, operator: "Operator | Mapping[str, Opera
     mod = _add_step(mod, params, states, optimizer, shape, out_shape)
     mod = strip_with_grad(mod)
     mod = tvm.IRModule({gv: f for gv, f in mod.functions_items() if gv.name_hint != "main"})
-    return TrainGraph(mod, params, states, optimizer, batch, num_classes, shape, decisions)
+    return TrainGraph(mod, params, states, optimizer, batch, num_classes, shape, swap)
 
 
 def _add_step(mod: tvm.IRModule, params: list[Slot], states: list[Slot], optimizer, x_shape, out_shape):

@@ -186,24 +186,32 @@ def _load_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     return arrays, meta
 
 
-def write_onnx(model: onnx.ModelProto, graph: TrainGraph, trainer: Trainer, path: Path) -> bool:
-    """The model with its initializers replaced by the trained values (BatchNorm statistics included).
+def write_onnx(model: onnx.ModelProto, graph: TrainGraph, trainer: Trainer, path: Path) -> None:
+    """The model with its initializers replaced by the trained values (BatchNorm statistics included) and each
+    swapped layer rewritten as its operator in standard ONNX ops with its trained weights
+    (:func:`~syno_tvm.relax.export_onnx.export_swapped`, BatchNorm kept as a layer, as it was trained), so the
+    latency path and onnxruntime run the trained model."""
+    from ..relax.export_onnx import export_swapped
 
-    Only for models without swapped layers: a swapped layer trained with un-folded BatchNorm has no exact ONNX
-    form in :mod:`syno_tvm.relax.export_onnx` yet (it assumes BN folded into the weights), so those weights go to
-    ``weights.npz`` only.  Returns whether the file was written."""
-    if any(d.action == "swap" for d in graph.decisions):
-        return False
-    trained = {s.onnx_name: t.numpy() for s, t in zip(graph.params + graph.states, trainer.params + trainer.states)
-               if s.onnx_name}
+    values = {s.name: t.numpy() for s, t in zip(graph.params + graph.states, trainer.params + trainer.states)}
+    trained = {s.onnx_name: values[s.name] for s in graph.params + graph.states if s.onnx_name}
     out = onnx.ModelProto()
     out.CopyFrom(model)
     for init in out.graph.initializer:
         if init.name in trained:
             init.CopyFrom(numpy_helper.from_array(trained[init.name].astype(np.float32), init.name))
+    swapped = [d for d in graph.decisions if d.action == "swap"]
+    if swapped:
+        weights = {}
+        for d in swapped:
+            n = len(graph.swap.operator_for(d.layer).weights)
+            weights[d.layer] = [values[f"{d.layer}.W{k}"] for k in range(1, n + 1)]
+        out = export_swapped(out, graph.swap, weights, bn_folded=False)
     onnx.checker.check_model(out)
-    onnx.save(out, str(path))
-    return True
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".onnx")
+    os.close(fd)
+    onnx.save(out, tmp)
+    os.replace(tmp, path)   # a kill mid-write leaves no half-written model
 
 
 def train(config: Config, out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
@@ -279,9 +287,9 @@ def train(config: Config, out_dir: str | Path | None = None, resume: bool = Fals
     if out is not None:
         _save_npz(out / "weights.npz", trainer.arrays(), {"config": config.key(), "history": history.epochs,
                                                           "decisions": [d.to_json() for d in graph.decisions]})
-        written = write_onnx(model, graph, trainer, out / "trained.onnx")
-        (out / "history.json").write_text(json.dumps({"config": config.key(), "epochs": history.epochs,
-                                                      "trained_onnx": written}, indent=1))
+        write_onnx(model, graph, trainer, out / "trained.onnx")
+        (out / "history.json").write_text(json.dumps({"config": config.key(), "epochs": history.epochs},
+                                                     indent=1))
     return trainer, history
 
 
