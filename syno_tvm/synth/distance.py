@@ -12,10 +12,19 @@ Sound by counting what each kind of step can do (bottom-up, syno.md 3.2):
 * a numel mismatch needs at least one step;
 * *availability*: a primary variable of the input (C_in, H) can only come from frontier dims or from Reduces still
   allowed (and only at the root stage under the ``reduce_first`` rule); a frontier that cannot supply the input's
-  powers is a dead end (:data:`UNREACHABLE`), and a surplus has to be closed (>= 1 step).
+  powers is a dead end (:data:`UNREACHABLE`), and a surplus has to be closed (>= 1 step);
+* *numel* (Syno's numel check): once no Reduce and no Stride can follow, no step makes the frontier's product
+  larger (Merge, Split, Shift and inner Shares keep it; Unfold, Expand and outer Shares divide it by a dim's
+  size, a positive integer in every binding), so product / input product must be an integer >= 1 in every
+  binding, else the node is a dead end;
+* *a weight is owed*: a frontier without a weight still needs a Contraction, a step that changes no size, so it
+  adds to the reshape steps unless it can be the step that closes dims.
 
 :func:`_shape_steps` minimizes the step count over these counting constraints jointly.
 Syno's reshape-group enumeration is tighter; the dead-end ratio the benchmark reports shows what this one misses.
+The bound is a pure function of the frontier's sizes (with their discarding marks), the variable allowance used,
+the weight and Reduce counts and the depth, so :func:`distance` memoizes it on exactly those: many frontiers of
+the lattice share their sizes, and the sampler evaluates the bound for every candidate child.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from dataclasses import dataclass
 
 from ..ir.sizes import Size
 from .spec import Spec
-from .state import Node
+from .state import Dim, Node
 
 UNREACHABLE = 10**6
 
@@ -35,6 +44,7 @@ class _Info:
     """What the bound needs to know about one size, computed once per (spec, size): the distance is evaluated for
     every candidate child, and Size arithmetic (Fractions) would dominate the search otherwise."""
 
+    index: int                               # small id: memo keys are built from it
     text: str
     num: int
     den: int
@@ -50,6 +60,8 @@ class _Context:
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
         self.cache: dict[tuple, _Info] = {}
+        self.by_dim: dict[str, _Info] = {}     # dim hash -> info (a dim hash determines the size)
+        self.memo: dict[tuple, int] = {}
         self.input_primaries = frozenset(n for d in spec.search_input for n in d.size.variables()
                                          if spec.is_primary(n))
         want = [self.info(d.size) for d in spec.search_input]
@@ -65,10 +77,17 @@ class _Context:
         i = self.cache.get(key)
         if i is None:
             prim = [(n, p) for n, p in size.powers if self.spec.is_primary(n)]
-            i = _Info(str(size), size.factor.numerator, size.factor.denominator, size.powers,
+            i = _Info(len(self.cache), str(size), size.factor.numerator, size.factor.denominator, size.powers,
                       tuple((n, p) for n, p in prim if n in self.input_primaries),
                       any(n not in self.input_primaries for n, _ in prim), not prim)
             self.cache[key] = i
+        return i
+
+    def dim_info(self, d: Dim) -> _Info:
+        """:meth:`info` of a frontier dim, looked up by its hash (a str hash is cached; a Size's is not)."""
+        i = self.by_dim.get(d.hash)
+        if i is None:
+            i = self.by_dim[d.hash] = self.info(d.size)
         return i
 
 
@@ -86,7 +105,17 @@ def distance(spec: Spec, node: Node, can_reduce: bool = True) -> int:
     """Lower bound on the steps from ``node`` to a frontier that equals the input (0 means: sizes match exactly).
     ``can_reduce`` says whether the space may still add Reduces below this node."""
     ctx = _context(spec)
-    have = [ctx.info(d.size) for d in node.frontier]
+    have = [ctx.dim_info(d) for d in node.frontier]
+    key = (tuple(sorted(2 * i.index + d.discarding for i, d in zip(have, node.frontier))), node.used,
+           len(node.weights), node.reductions, node.depth, can_reduce)
+    out = ctx.memo.get(key)
+    if out is None:
+        out = ctx.memo[key] = _distance(ctx, node, have, can_reduce)
+    return out
+
+
+def _distance(ctx: _Context, node: Node, have: list[_Info], can_reduce: bool) -> int:
+    spec = ctx.spec
     weights_left = spec.max_weights - len(node.weights)
     reduce_left = can_reduce and node.reductions < spec.max_reductions
 
@@ -102,21 +131,54 @@ def distance(spec: Spec, node: Node, can_reduce: bool = True) -> int:
     discarding = sum(1 for d in node.frontier if d.discarding)
     to_close = foreign + discarding + surplus > 0
     unmatched = sum((ctx.want_texts - Counter(i.text for i in have)).values())
-    numel = 0 if _same(_product(have), ctx.want_product) else 1
+    product = _product(have)
+    numel = 0 if _same(product, ctx.want_product) else 1
+    if numel and not spec.strides and not reduce_left and not _divisible(ctx, product):
+        return UNREACHABLE
     # a numel change needs a non-reshape step: a Stride or Reduce if allowed, else a closing remover
     special = to_close or (numel and not spec.strides and not reduce_left)
-    best = _shape_steps(ctx.want_n - len(have), unmatched, special, weights_left > 0, bool(spec.strides),
+    owe_weight = not node.weights  # an operator needs a weight: at least one Contraction is left
+    if owe_weight and weights_left <= 0:
+        return UNREACHABLE
+    best = _shape_steps(ctx.want_n - len(have), unmatched, special, weights_left > 0, owe_weight, bool(spec.strides),
                         spec.max_depth - node.depth)
-    no_weight = 0 if node.weights else 1  # an operator needs a weight: at least one Contraction is left
-    return max(best, numel, no_weight, _group_steps(ctx, node, have, weights_left > 0, reduce_left))
+    return max(best, numel, int(owe_weight), _group_steps(ctx, node, have, weights_left > 0, owe_weight, reduce_left))
 
 
-def _group_steps(ctx: _Context, node: Node, have: list[_Info], can_contract: bool, can_reduce: bool) -> int:
+def _divisible(ctx: _Context, product: tuple[int, int, dict[str, int]]) -> bool:
+    """Whether ``product`` / the input's product is an integer >= 1 in every binding (layers and probe)."""
+    num, den, powers = product
+    wn, wd, wp = ctx.want_product
+    ratio = dict(powers)
+    for n, p in wp.items():
+        ratio[n] = ratio.get(n, 0) - p
+    for b in ctx.spec.bindings:
+        top, bottom = num * wd, den * wn
+        for n, p in ratio.items():
+            if p > 0:
+                top *= b[n] ** p
+            elif p < 0:
+                bottom *= b[n] ** -p
+        if top < bottom or top % bottom:
+            return False
+    return True
+
+
+def _group_steps(ctx: _Context, node: Node, have: list[_Info], can_contract: bool, owe_weight: bool,
+                 can_reduce: bool) -> int:
     """Syno-style reshape groups.  Each input dim holds one primary; frontier dims that share an input primary form
     a group with those input dims.  A group whose primaries balance must become its input dims through a connected
-    tree of Merges and Splits: >= |F| + |D| - 2 steps (3 dims per step, connected), plus one Merge to peel off a
-    coefficient surplus.  Coefficient-only dims cost a step each (a Split into a group, an Unfold window, an
-    Expand) and dims with a foreign primary a closing step each, unless one Contraction closes them all."""
+    tree of Merges and Splits: >= |F| + |D| - 2 steps (3 dims per step, connected).  Coefficient-only dims cost a
+    step each (a Split into a group, an Unfold window, an Expand) and dims with a foreign primary a closing step
+    each, unless one Contraction closes them all.
+
+    Two bounds, both sound, the larger counts.  *Peel*: a group whose product exceeds its input dims' needs one
+    more Merge to peel the surplus off, on top of the free dims' cost.  *Mismatch*: a group whose product differs
+    from its input dims' in either direction exchanges size with something outside it (a free dim, another group,
+    a Stride); in the step hypergraph that adds a terminal to its component (one step more) or, when k >= 2 groups
+    share a component, the tree over their union costs 2(k-1) >= k steps more than the k trees.  A surplus group
+    needs a closing step; an owed weight needs a Contraction, which changes no size, so it is that closing step or
+    one more."""
     parent = {p: p for p in ctx.input_primaries}
 
     def find(p: str) -> str:
@@ -132,7 +194,7 @@ def _group_steps(ctx: _Context, node: Node, have: list[_Info], can_contract: boo
             groups.append(i)
             for n, _ in i.inputs[1:]:
                 parent[find(n)] = find(i.inputs[0][0])
-    steps = 0
+    tree = peel = mismatch = surplus = 0
     for root in {find(p) for p in ctx.input_primaries}:
         members = {p for p in ctx.input_primaries if find(p) == root}
         f = [i for i in groups if find(i.inputs[0][0]) == root]
@@ -140,33 +202,36 @@ def _group_steps(ctx: _Context, node: Node, have: list[_Info], can_contract: boo
         want = list({id(i): i for i in want}.values())
         have_p = {p: sum(q for i in f for n, q in i.inputs if n == p) for p in members}
         if any(have_p[p] > ctx.need[p] for p in members):
-            steps += 1
+            surplus += 1
             continue
         if any(have_p[p] < ctx.need[p] for p in members):
             if can_reduce:
                 continue
             return UNREACHABLE
-        steps += len(f) + len(want) - 2
+        tree += len(f) + len(want) - 2
         fn, fd, fp = _product(f)
         wn, wd, wp = _product(want)
         residual = dict(fp)
         for n, p in wp.items():
             residual[n] = residual.get(n, 0) - p
-        steps += any(p > 0 for p in residual.values()) or fn * wd > fd * wn
-    return steps + (min(free, 1) if can_contract else free)
+        peel += any(p > 0 for p in residual.values()) or fn * wd > fd * wn
+        mismatch += any(residual.values()) or fn * wd != fd * wn
+    closing = surplus + (min(free, 1) if can_contract else free)
+    return tree + max(peel + max(closing, owe_weight), mismatch + max(surplus, owe_weight))
 
 
-def _shape_steps(delta: int, unmatched: int, to_close: bool, can_contract: bool, can_stride: bool,
-                 limit: int) -> int:
+def _shape_steps(delta: int, unmatched: int, to_close: bool, can_contract: bool, must_contract: bool,
+                 can_stride: bool, limit: int) -> int:
     """Fewest steps that change the dim count by ``delta`` and make ``unmatched`` new sizes (and close a dim if
     ``to_close``), counting *adders* X (Merge: +1 dim, <= 2 new sizes; Reduce: +1, 1), *removers* Y (Split: -1,
     1 new size; Unfold, Expand: -1, none), Strides S (1 new size) and at most one Contraction (any number of
-    removals, closes dims).  A relaxation of the true step set, so the minimum is a lower bound."""
+    removals, closes dims; exactly one if ``must_contract``: more only cost more).  A relaxation of the true step
+    set, so the minimum is a lower bound."""
     best = UNREACHABLE
     for y in range(limit + 1):
         # without a contraction: the count must change by exactly delta, and a closing step is a remover
         x = delta + y
-        if x >= 0 and (y >= 1 or not to_close):
+        if not must_contract and x >= 0 and (y >= 1 or not to_close):
             short = unmatched - 2 * x - (y - (1 if to_close else 0))
             if short <= 0 or can_stride:
                 best = min(best, x + y + max(0, short))
