@@ -166,15 +166,15 @@ def parser() -> argparse.ArgumentParser:
     sy.add_argument("--quiet", action="store_true", help="no progress bar")
     sy.set_defaults(fn=cmd_synthesize)
     t = sub.add_parser("train", help="train a model (optionally with an operator swapped in) inside TVM")
-    t.add_argument("--model", default="builtin:resnet18-cifar", help="builtin:resnet18-cifar, builtin:small-cnn or "
-                   "an .onnx classifier (its batch dimension is set to --batch)")
+    t.add_argument("--model", default="builtin:resnet18-cifar", help="builtin:resnet18-cifar, builtin:small-cnn, "
+                   "builtin:vit-tiny or an .onnx classifier (its batch dimension is set to --batch)")
     t.add_argument("--operator", help="swap this operator (named or JSON file) into every eligible layer")
     t.add_argument("--epochs", type=int, default=1)
     t.add_argument("--out", required=True, help="directory for checkpoint.npz, weights.npz, trained.onnx, history.json")
     t.add_argument("--data", default="fashion-mnist", help="fashion-mnist (Debian dataset-fashion-mnist), digits, "
                    "or an .npz with 'images' and 'labels'")
     t.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz (same settings)")
-    t.add_argument("--width", type=int, default=8, help="channel width of a built-in model")
+    t.add_argument("--width", type=int, default=8, help="channel width of a built-in model (vit-tiny: embedding 4 x width)")
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--lr", type=float, default=0.05)
     t.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")

@@ -3,7 +3,8 @@
 * ``resnet18-cifar``: ResNet-18 for 32x32 inputs (3x3 stem, no max-pool, stages 64/128/256/512, BasicBlocks,
   1x1 stride-2 projection shortcuts), BatchNorm after every conv, as torchvision-style CIFAR code builds it;
 * ``small-cnn``: two 3x3 convs, global pooling, a classifier: the quick model for tests;
-* ``transformer-block``: one pre-norm transformer block (QKV projection, attention, MLP) for the matmul path.
+* ``transformer-block``: one pre-norm transformer block (QKV projection, attention, MLP) for the matmul path;
+* ``vit-tiny``: a small vision transformer built from the same blocks, the trainable classifier of the matmul path.
 
 Weights are deterministic (He-initialized from a seed) so a model name means one model.  ``width`` scales every
 channel count, so training on 2 cores can use a narrower ResNet-18 with the same topology.
@@ -107,9 +108,8 @@ def small_cnn(batch: int = 1, width: int = 16, num_classes: int = 10, seed: int 
     return g.model([batch, 3, 32, 32], y, [batch, num_classes], "small_cnn")
 
 
-def transformer_block(batch: int = 1, seq: int = 16, d: int = 96, heads: int = 4, seed: int = 0) -> onnx.ModelProto:
+def _block(g: _Graph, x: str, batch: int, seq: int, d: int, heads: int) -> str:
     """Pre-norm block: ``x + Attn(LN(x))`` then ``+ MLP(LN(.))``; QKV is one ``d -> 3d`` MatMul."""
-    g = _Graph(np.random.default_rng(seed))
     hd = d // heads
 
     def layer_norm(x: str) -> str:
@@ -120,22 +120,50 @@ def transformer_block(batch: int = 1, seq: int = 16, d: int = 96, heads: int = 4
         r = g.op("Reshape", [t, g.const_int("shape", [batch, seq, heads, hd])], "reshape")
         return g.op("Transpose", [r], "transpose", perm=[0, 2, 1, 3])
 
-    qkv = g.linear(layer_norm("x"), d, 3 * d)
+    qkv = g.linear(layer_norm(x), d, 3 * d)
     q, k, v = (g.op("Slice", [qkv, g.const_int("s", [i * d]), g.const_int("e", [(i + 1) * d]),
                               g.const_int("ax", [2])], "slice") for i in range(3))
     att = g.op("MatMul", [heads_of(q), g.op("Transpose", [heads_of(k)], "kt", perm=[0, 1, 3, 2])], "scores")
     att = g.op("Softmax", [g.op("Mul", [att, g.const("scale", np.array(1.0 / np.sqrt(hd)))], "scaled")], axis=-1)
     ctx = g.op("Transpose", [g.op("MatMul", [att, heads_of(v)], "ctx")], "ctx_t", perm=[0, 2, 1, 3])
     ctx = g.op("Reshape", [ctx, g.const_int("shape", [batch, seq, d])], "merge")
-    x = g.op("Add", ["x", g.linear(ctx, d, d)], "res1")
+    x = g.op("Add", [x, g.linear(ctx, d, d)], "res1")
     h = g.op("Relu", [g.linear(layer_norm(x), d, 4 * d)])
-    y = g.op("Add", [x, g.linear(h, 4 * d, d)], "res2")
+    return g.op("Add", [x, g.linear(h, 4 * d, d)], "res2")
+
+
+def transformer_block(batch: int = 1, seq: int = 16, d: int = 96, heads: int = 4, seed: int = 0) -> onnx.ModelProto:
+    """One pre-norm transformer block on ``[batch, seq, d]``: the matmul path's latency model."""
+    g = _Graph(np.random.default_rng(seed))
+    y = _block(g, "x", batch, seq, d, heads)
     return g.model([batch, seq, d], y, [batch, seq, d], "transformer_block")
+
+
+def vit_tiny(batch: int = 1, width: int = 16, num_classes: int = 10, seed: int = 0, patch: int = 4,
+             blocks: int = 2, heads: int = 4) -> onnx.ModelProto:
+    """A small vision transformer for 32x32 images: 4x4 patches (reshape/transpose, no conv) -> linear embedding of
+    ``d = 4 * width`` + learned positions -> ``blocks`` pre-norm blocks -> mean over patches -> classifier.  The
+    trainable model of the matmul path (QKV, projections and MLPs are swappable MatMul layers)."""
+    g = _Graph(np.random.default_rng(seed))
+    d, side = 4 * width, 32 // patch
+    seq = side * side
+    p = g.op("Reshape", ["x", g.const_int("shape", [batch, 3, side, patch, side, patch])], "patches")
+    p = g.op("Transpose", [p], "patches_t", perm=[0, 2, 4, 1, 3, 5])
+    p = g.op("Reshape", [p, g.const_int("shape", [batch, seq, 3 * patch * patch])], "tokens")
+    x = g.op("Add", [g.linear(p, 3 * patch * patch, d), g.const("pos", g.rng.normal(0, 0.02, (1, seq, d)))], "embed")
+    for _ in range(blocks):
+        x = _block(g, x, batch, seq, d, heads)
+    x = g.op("ReduceMean", [x], "pool", axes=[1], keepdims=0)
+    w = g.rng.standard_normal((num_classes, d)) * np.sqrt(1.0 / d)
+    y = g.op("Gemm", [x, g.const("fc_w", w), g.const("fc_b", np.zeros(num_classes))], "logits", transB=1)
+    return g.model([batch, 3, 32, 32], y, [batch, num_classes], "vit_tiny")
+
 
 BUILTIN = {
     "resnet18-cifar": resnet18_cifar,
     "small-cnn": small_cnn,
     "transformer-block": transformer_block,
+    "vit-tiny": vit_tiny,
 }
 
 

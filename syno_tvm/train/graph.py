@@ -33,9 +33,11 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from ..errors import SynoError
 from ..ir.graph import Operator
 from ..relax.swap import Decision, OperatorSwap
+from . import relax_grads  # noqa: F401 (registers the Relax gradients apache-tvm 0.27 lacks)
 from .optim import SGD, Adam
 
 _BN = tvm.ir.Op.get("relax.nn.batch_norm")
+_LN = tvm.ir.Op.get("relax.nn.layer_norm")
 _WITH_GRAD = tvm.ir.Op.get("relax.call_tir_with_grad")
 
 
@@ -107,6 +109,8 @@ class _Lift(PyExprMutator):
 
     def visit_call_(self, call: relax.Call):  # noqa: N802
         new = self.visit_expr_post_order(call)
+        if self.train and call.op.same_as(_LN):
+            return self._layer_norm(new)
         if not self.train or not call.op.same_as(_BN):
             return new
         x, gamma, beta, mean_v, var_v = new.args
@@ -134,6 +138,24 @@ class _Lift(PyExprMutator):
                                                                   relax.op.reshape(batch, [c])))))
             self.new_states.append((old, running[-1]))
         return relax.Tuple([y, running[0], running[1]])
+
+    def _layer_norm(self, call: relax.Call) -> relax.Expr:
+        """LayerNorm as mean/variance arithmetic: apache-tvm 0.27 registers no gradient for relax.nn.layer_norm."""
+        x, gamma, beta = call.args
+        a = call.attrs
+        ndim = len(x.ty.shape)
+        axes = sorted(int(i) % ndim for i in a.axes)
+        bb = self.builder_
+        mean = bb.emit(relax.op.mean(x, axis=axes, keepdims=True))
+        var = bb.emit(relax.op.variance(x, axis=axes, keepdims=True))
+        inv = bb.emit(relax.op.divide(relax.const(np.float32(1.0)),
+                                      relax.op.sqrt(relax.op.add(var, relax.const(np.float32(float(a.epsilon)))))))
+        y = bb.emit(relax.op.multiply(relax.op.subtract(x, mean), inv))
+        if bool(a.scale):
+            y = bb.emit(relax.op.multiply(y, gamma))
+        if bool(a.center):
+            y = bb.emit(relax.op.add(y, beta))
+        return y
 
     def lift(self, func: relax.Function) -> tuple[relax.Function, list]:
         return self.visit_expr(func), self.new_states

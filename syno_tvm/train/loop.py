@@ -73,8 +73,8 @@ def model_proto(config: Config, num_classes: int) -> onnx.ModelProto:
     if config.model.startswith("builtin:"):
         name = config.model.removeprefix("builtin:")
         if name not in BUILTIN or name == "transformer-block":
-            raise SynoError(f"'{config.model}' is not a built-in classifier: use builtin:resnet18-cifar or "
-                            f"builtin:small-cnn")
+            raise SynoError(f"'{config.model}' is not a built-in classifier: use builtin:resnet18-cifar, "
+                            f"builtin:small-cnn or builtin:vit-tiny")
         return builtin(config.model, batch=config.batch, width=config.width, num_classes=num_classes,
                        seed=config.seed)
     model = onnx.ModelProto()
