@@ -176,9 +176,10 @@ def _group_steps(ctx: _Context, node: Node, have: list[_Info], can_contract: boo
     more Merge to peel the surplus off, on top of the free dims' cost.  *Mismatch*: a group whose product differs
     from its input dims' in either direction exchanges size with something outside it (a free dim, another group,
     a Stride); in the step hypergraph that adds a terminal to its component (one step more) or, when k >= 2 groups
-    share a component, the tree over their union costs 2(k-1) >= k steps more than the k trees.  A surplus group
-    needs a closing step; an owed weight needs a Contraction, which changes no size, so it is that closing step or
-    one more."""
+    share a component, the tree over their union costs 2(k-1) >= k steps more than the k trees.  A surplus primary
+    or a foreign one leaves only through a closing step (Expand or outer Share: only they drop a primary), and one
+    such step may close them all; an owed weight needs a Contraction, which changes no size, so it is that closing
+    step or one more."""
     parent = {p: p for p in ctx.input_primaries}
 
     def find(p: str) -> str:
@@ -186,10 +187,11 @@ def _group_steps(ctx: _Context, node: Node, have: list[_Info], can_contract: boo
             p = parent[p]
         return p
 
-    free, groups = 0, []
+    free, foreign, groups = 0, False, []
     for d, i in zip(node.frontier, have):
         if i.foreign or d.discarding or not i.inputs:
             free += 1
+            foreign = foreign or i.foreign
         else:
             groups.append(i)
             for n, _ in i.inputs[1:]:
@@ -217,7 +219,8 @@ def _group_steps(ctx: _Context, node: Node, have: list[_Info], can_contract: boo
         peel += any(p > 0 for p in residual.values()) or fn * wd > fd * wn
         mismatch += any(residual.values()) or fn * wd != fd * wn
     closing = surplus + (min(free, 1) if can_contract else free)
-    return tree + max(peel + max(closing, owe_weight), mismatch + max(surplus, owe_weight))
+    must_close = surplus > 0 or foreign
+    return tree + max(peel + max(closing, owe_weight), mismatch + max(must_close, owe_weight))
 
 
 def _shape_steps(delta: int, unmatched: int, to_close: bool, can_contract: bool, must_contract: bool,
