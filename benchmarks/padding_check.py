@@ -3,9 +3,9 @@ Same layer, same trials: TE conv with a separate zero-pad stage (as topi does) v
 benchmarks/results/padding_check.txt was measured when our TE was single-stage (guard inside the reduction); since
 the padding became its own stage (syno_tvm/lower/te_forward.py padded_product) the "ours" row measures that.
 
-    python benchmarks/padding_check.py   (reuses the kernel_efficiency database in /work/kern/db; 32 trials)
+    python benchmarks/padding_check.py --work-dir /work/kern/db   (a kernel_efficiency database is reused)
 """
-import sys, numpy as np, tvm
+import argparse, sys, numpy as np, tvm
 from tvm import relax, te
 sys.path.insert(0, "benchmarks")
 import kernel_efficiency as K
@@ -22,6 +22,10 @@ def padded_conv(x, w):
         tvm.tirx.all(i >= 1, i < 33, j >= 1, j < 33), x[n, c, i - 1, j - 1], tvm.tirx.const(0.0, "float32")), name="pad")
     return te.compute((1, 64, 32, 32), lambda n, o, i, j: te.sum(p[n, k, i + r, j + s] * w[o, k, r, s], axis=[k, r, s]), name="Y")
 
+ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ap.add_argument("--work-dir", required=True, help="MetaSchedule database directory (kernel_efficiency's is reused)")
+ap.add_argument("--trials", type=int, default=32, help="trials per task")
+args = ap.parse_args()
 model = K.conv_model(); x = input_arrays(model)
 bb = relax.BlockBuilder()
 xv = relax.Var("x", relax.TensorType((1, 64, 32, 32), "float32"))
@@ -34,8 +38,8 @@ with bb.function("main", [xv]):
     bb.emit_func_output(out)
 padmod = bb.get()
 mod = import_onnx(model); te_mod = OperatorSwap(named("conv2d"))(mod)
-t = targets.host(); db = "/work/kern/db"
-metaschedule.tune(padmod, t, db, 32)
+t = targets.host(); db = args.work_dir
+metaschedule.tune(padmod, t, db, args.trials)
 vms = {name: relax.VirtualMachine(metaschedule.compile_tuned(m, t, db), tvm.cpu()) for name, m in
        [("relax conv2d", mod), ("library conv2d TE (ours)", te_mod), ("TE separate pad stage", padmod)]}
 xs = [tvm.runtime.tensor(a) for a in x]
