@@ -9,10 +9,12 @@ import pytest
 from syno_tvm.errors import SynoError
 from syno_tvm.ir.graph import Operator
 from syno_tvm.ir.reference import evaluate
+from syno_tvm.synth.canon import RULES
+from syno_tvm.synth.distance import distance, step_distance
 from syno_tvm.synth.fingerprint import fingerprint
 from syno_tvm.synth.space import Space
 from syno_tvm.synth.spec import TRANSFORMER, VISION, Spec, load_spec
-from syno_tvm.synth.state import REDUCE, SHIFT, Step
+from syno_tvm.synth.state import CONTRACT, REDUCE, SHIFT, STEP_KINDS, Step
 
 VIS = Spec.from_json(VISION)
 TRF = Spec.from_json(TRANSFORMER)
@@ -57,6 +59,28 @@ def test_distance_is_a_lower_bound_along_real_paths(spec):
             assert s.distance(node) <= len(sample.path) - i, f"distance overestimates at step {i} of {sample.path}"
             node = s.child(node, step)[0]
         assert s.distance(node) == 0 and s.is_final(node)
+
+
+@pytest.mark.parametrize("rules", [RULES, ()], ids=["rules", "no-rules"])
+@pytest.mark.parametrize("spec", [VIS, TRF], ids=["vision", "transformer"])
+def test_step_distance_equals_the_built_childs(spec, rules):
+    """Space.child judges a child by step_distance, before building it: it must equal the built child's distance
+    for every kind of step (Contractions drawn at random; Strides through a spec that allows them)."""
+    if spec is VIS:
+        spec = spec.with_limits(strides=["s"])
+    s, rng = Space(spec, rules), np.random.default_rng(4)
+    for _ in range(12):
+        node = s.root()
+        while node.depth < spec.max_depth:
+            steps = [st for k in STEP_KINDS if k != CONTRACT for st in s.steps(node, k)]
+            steps += [st for st in (s.random_contraction(node, rng) for _ in range(8)) if st is not None]
+            for step in steps:
+                child = s.apply(node, step)
+                can_reduce = s._can_reduce(child.only_reduces)
+                assert step_distance(spec, node, step, can_reduce) == distance(spec, child, can_reduce), step
+            if not steps:
+                break
+            node = s.apply(node, steps[int(rng.integers(len(steps)))])
 
 
 @pytest.mark.parametrize("spec", BOTH)

@@ -23,8 +23,9 @@ Sound by counting what each kind of step can do (bottom-up, syno.md 3.2):
 :func:`_shape_steps` minimizes the step count over these counting constraints jointly.
 Syno's reshape-group enumeration is tighter; the dead-end ratio the benchmark reports shows what this one misses.
 The bound is a pure function of the frontier's sizes (with their discarding marks), the variable allowance used,
-the weight and Reduce counts and the depth, so :func:`distance` memoizes it on exactly those: many frontiers of
-the lattice share their sizes, and the sampler evaluates the bound for every candidate child.
+the weight and Reduce counts and the depth (a :class:`_Key`), so it is memoized on exactly those: many frontiers
+of the lattice share their sizes.  Most candidate children fail the bound, so :func:`step_distance` derives a
+child's key from its parent's and the step's effect on sizes, without building the child node.
 """
 
 from __future__ import annotations
@@ -32,11 +33,17 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from ..errors import SynoError
 from ..ir.sizes import Size
 from .spec import Spec
-from .state import Dim, Node
+from .state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STRIDE, UNFOLD, Dim, Node, Step
 
 UNREACHABLE = 10**6
+
+
+# What the bound reads of a node: sorted frontier tokens (2 * size index + discarding), the allowance used, the
+# weight and Reduce counts, the depth, and whether Reduces may still follow.
+_Key = tuple[tuple[int, ...], tuple[tuple[str, int], ...], int, int, int, bool]
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class _Info:
     every candidate child, and Size arithmetic (Fractions) would dominate the search otherwise."""
 
     index: int                               # small id: memo keys are built from it
+    size: Size
     text: str
     num: int
     den: int
@@ -60,8 +68,11 @@ class _Context:
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
         self.cache: dict[tuple, _Info] = {}
+        self.infos: list[_Info] = []           # by index
         self.by_dim: dict[str, _Info] = {}     # dim hash -> info (a dim hash determines the size)
-        self.memo: dict[tuple, int] = {}
+        self.products: dict[tuple[int, int, bool], _Info] = {}   # (index, index, divide?) -> info of the result
+        self.memo: dict[_Key, int] = {}
+        self.parent: tuple[Node | None, list[int]] = (None, [])  # the last node whose children were keyed
         self.input_primaries = frozenset(n for d in spec.search_input for n in d.size.variables()
                                          if spec.is_primary(n))
         want = [self.info(d.size) for d in spec.search_input]
@@ -77,11 +88,26 @@ class _Context:
         i = self.cache.get(key)
         if i is None:
             prim = [(n, p) for n, p in size.powers if self.spec.is_primary(n)]
-            i = _Info(len(self.cache), str(size), size.factor.numerator, size.factor.denominator, size.powers,
-                      tuple((n, p) for n, p in prim if n in self.input_primaries),
+            i = _Info(len(self.infos), size, str(size), size.factor.numerator, size.factor.denominator,
+                      size.powers, tuple((n, p) for n, p in prim if n in self.input_primaries),
                       any(n not in self.input_primaries for n, _ in prim), not prim)
             self.cache[key] = i
+            self.infos.append(i)
         return i
+
+    def combine(self, a: _Info, b: _Info, divide: bool) -> _Info:
+        """Info of ``a * b`` or ``a / b``, cached on the indices (Size arithmetic is Fraction arithmetic)."""
+        key = (a.index, b.index, divide)
+        i = self.products.get(key)
+        if i is None:
+            i = self.products[key] = self.info(a.size / b.size if divide else a.size * b.size)
+        return i
+
+    def count(self, used: dict[str, int], size: Size) -> None:
+        """Add a Reduce's or a selected dim's primaries to ``used``, as :meth:`Space.apply` does."""
+        for n, p in size.powers:
+            if self.spec.is_primary(n):
+                used[n] = used.get(n, 0) + p
 
     def dim_info(self, d: Dim) -> _Info:
         """:meth:`info` of a frontier dim, looked up by its hash (a str hash is cached; a Size's is not)."""
@@ -105,22 +131,75 @@ def distance(spec: Spec, node: Node, can_reduce: bool = True) -> int:
     """Lower bound on the steps from ``node`` to a frontier that equals the input (0 means: sizes match exactly).
     ``can_reduce`` says whether the space may still add Reduces below this node."""
     ctx = _context(spec)
-    have = [ctx.dim_info(d) for d in node.frontier]
-    key = (tuple(sorted(2 * i.index + d.discarding for i, d in zip(have, node.frontier))), node.used,
-           len(node.weights), node.reductions, node.depth, can_reduce)
+    tokens = tuple(sorted(2 * ctx.dim_info(d).index + d.discarding for d in node.frontier))
+    return _memo(ctx, (tokens, node.used, len(node.weights), node.reductions, node.depth, can_reduce))
+
+
+def step_distance(spec: Spec, node: Node, step: Step, can_reduce: bool = True) -> int:
+    """:func:`distance` of the child that ``step`` leads to (``can_reduce`` for the child), computed from the sizes
+    the step creates and consumes alone: the same key as the built child's, at a fraction of the cost."""
+    ctx = _context(spec)
+    if ctx.parent[0] is not node:
+        ctx.parent = (node, [2 * ctx.dim_info(d).index + d.discarding for d in node.frontier])
+    tokens = list(ctx.parent[1])
+    used, weights, reductions = node.used, len(node.weights), node.reductions
+
+    def take(h: str) -> tuple[_Info, int]:
+        d = node.dim(h)
+        t = 2 * ctx.dim_info(d).index + d.discarding
+        tokens.remove(t)
+        return ctx.infos[t >> 1], t & 1
+
+    k = step.kind
+    if k == REDUCE:
+        tokens.append(2 * ctx.info(step.size).index)
+        counted = dict(used)
+        ctx.count(counted, step.size)
+        used, reductions = tuple(sorted(counted.items())), reductions + 1
+    elif k == MERGE:
+        (i, disc), block = take(step.dims[0]), ctx.info(step.size)
+        tokens += [2 * ctx.combine(i, block, True).index + disc, 2 * block.index + disc]
+    elif k == SPLIT:
+        (a, da), (b, db) = take(step.dims[0]), take(step.dims[1])
+        tokens.append(2 * ctx.combine(a, b, False).index + (da or db))
+    elif k == STRIDE:
+        i, _ = take(step.dims[0])
+        tokens.append(2 * ctx.combine(i, ctx.info(step.size), False).index + 1)
+    elif k == UNFOLD:
+        (main, _), _ = take(step.dims[0]), take(step.dims[1])
+        tokens.append(2 * main.index)
+    elif k == EXPAND:
+        take(step.dims[0])
+    elif k == CONTRACT:
+        counted = dict(used)
+        for h, outer in zip(step.dims, step.outer):
+            i, disc = take(h)
+            if not outer:
+                tokens.append(2 * i.index + disc)
+            ctx.count(counted, i.size)
+        used, weights = tuple(sorted(counted.items())), weights + 1
+    elif k != SHIFT:
+        raise SynoError(f"unknown step kind '{k}'")
+    return _memo(ctx, (tuple(sorted(tokens)), used, weights, reductions, node.depth + 1, can_reduce))
+
+
+def _memo(ctx: _Context, key: _Key) -> int:
     out = ctx.memo.get(key)
     if out is None:
-        out = ctx.memo[key] = _distance(ctx, node, have, can_reduce)
+        out = ctx.memo[key] = _distance(ctx, key)
     return out
 
 
-def _distance(ctx: _Context, node: Node, have: list[_Info], can_reduce: bool) -> int:
+def _distance(ctx: _Context, key: _Key) -> int:
     spec = ctx.spec
-    weights_left = spec.max_weights - len(node.weights)
-    reduce_left = can_reduce and node.reductions < spec.max_reductions
+    tokens, node_used, n_weights, reductions, depth, can_reduce = key
+    have = [ctx.infos[t >> 1] for t in tokens]
+    disc = [bool(t & 1) for t in tokens]
+    weights_left = spec.max_weights - n_weights
+    reduce_left = can_reduce and reductions < spec.max_reductions
 
     surplus = False
-    used = dict(node.used)
+    used = dict(node_used)
     for name in ctx.input_primaries:
         got = sum(p for i in have for n, p in i.inputs if n == name)
         extra = max(0, spec.allowance(name) - used.get(name, 0)) if reduce_left else 0
@@ -128,7 +207,7 @@ def _distance(ctx: _Context, node: Node, have: list[_Info], can_reduce: bool) ->
             return UNREACHABLE
         surplus = surplus or got > ctx.need[name]
     foreign = sum(1 for i in have if i.foreign)
-    discarding = sum(1 for d in node.frontier if d.discarding)
+    discarding = sum(disc)
     to_close = foreign + discarding + surplus > 0
     unmatched = sum((ctx.want_texts - Counter(i.text for i in have)).values())
     product = _product(have)
@@ -137,12 +216,12 @@ def _distance(ctx: _Context, node: Node, have: list[_Info], can_reduce: bool) ->
         return UNREACHABLE
     # a numel change needs a non-reshape step: a Stride or Reduce if allowed, else a closing remover
     special = to_close or (numel and not spec.strides and not reduce_left)
-    owe_weight = not node.weights  # an operator needs a weight: at least one Contraction is left
+    owe_weight = not n_weights  # an operator needs a weight: at least one Contraction is left
     if owe_weight and weights_left <= 0:
         return UNREACHABLE
     best = _shape_steps(ctx.want_n - len(have), unmatched, special, weights_left > 0, owe_weight, bool(spec.strides),
-                        spec.max_depth - node.depth)
-    return max(best, numel, int(owe_weight), _group_steps(ctx, node, have, weights_left > 0, owe_weight, reduce_left))
+                        spec.max_depth - depth)
+    return max(best, numel, int(owe_weight), _group_steps(ctx, have, disc, weights_left > 0, owe_weight, reduce_left))
 
 
 def _divisible(ctx: _Context, product: tuple[int, int, dict[str, int]]) -> bool:
@@ -164,7 +243,7 @@ def _divisible(ctx: _Context, product: tuple[int, int, dict[str, int]]) -> bool:
     return True
 
 
-def _group_steps(ctx: _Context, node: Node, have: list[_Info], can_contract: bool, owe_weight: bool,
+def _group_steps(ctx: _Context, have: list[_Info], disc: list[bool], can_contract: bool, owe_weight: bool,
                  can_reduce: bool) -> int:
     """Syno-style reshape groups.  Each input dim holds one primary; frontier dims that share an input primary form
     a group with those input dims.  A group whose primaries balance must become its input dims through a connected
@@ -188,8 +267,8 @@ def _group_steps(ctx: _Context, node: Node, have: list[_Info], can_contract: boo
         return p
 
     free, foreign, groups = 0, False, []
-    for d, i in zip(node.frontier, have):
-        if i.foreign or d.discarding or not i.inputs:
+    for discarding, i in zip(disc, have):
+        if i.foreign or discarding or not i.inputs:
             free += 1
             foreign = foreign or i.foreign
         else:

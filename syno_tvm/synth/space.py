@@ -27,7 +27,7 @@ from ..ir.graph import Operator, Prim, digest
 from ..ir.library import named
 from ..ir.sizes import Size
 from .canon import RULES, Rule, first_violation
-from .distance import UNREACHABLE, distance
+from .distance import UNREACHABLE, distance, step_distance
 from .spec import Spec
 from .state import (CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, STRIDE, UNFOLD, Dim, Node, Step,
                     Weight)
@@ -53,6 +53,7 @@ class Space:
         self._block_cache: dict[Size, list[Size]] = {}
         self._finals: dict[str, Final] = {}
         self._input_sizes = sorted(str(d.size) for d in spec.search_input)
+        self._reduce_anywhere = all(r.name != "reduce_first" for r in self.rules)
 
     # ---- nodes --------------------------------------------------------------------------------------------------
     def root(self) -> Node:
@@ -66,8 +67,11 @@ class Space:
         return Node(tuple(sizes), (), tuple(range(len(sizes))), tuple(frontier))
 
     def distance(self, node: Node) -> int:
-        can_reduce = node.only_reduces or all(r.name != "reduce_first" for r in self.rules)
-        return distance(self.spec, node, can_reduce)
+        return distance(self.spec, node, self._can_reduce(node.only_reduces))
+
+    def _can_reduce(self, only_reduces: bool) -> bool:
+        """Whether Reduces may follow a node (``only_reduces``: no other step so far), for the shape distance."""
+        return only_reduces or self._reduce_anywhere
 
     def remaining(self, node: Node) -> int:
         return self.spec.max_depth - node.depth
@@ -262,11 +266,12 @@ class Space:
         rule = first_violation(self.rules, self.spec, node, step)
         if rule is not None:
             return None, f"rule {rule.name}"
-        c = self.apply(node, step)
-        dist = self.distance(c)
-        if dist > self.remaining(c):
-            return None, f"shape distance {dist if dist < UNREACHABLE else 'unreachable'} > depth left {self.remaining(c)}"
-        return c, ""
+        # most candidates fail the bound: judge the child by its sizes before building it
+        dist = step_distance(self.spec, node, step, self._can_reduce(node.only_reduces and step.kind == REDUCE))
+        left = self.remaining(node) - 1
+        if dist > left:
+            return None, f"shape distance {dist if dist < UNREACHABLE else 'unreachable'} > depth left {left}"
+        return self.apply(node, step), ""
 
     def children(self, node: Node) -> list[tuple[Step, Node]]:
         """Every child (step, node): canonical steps whose child can still reach the input within the depth."""
