@@ -241,3 +241,27 @@ def test_no_double_shift():
     c = walk(s, s.root(), red("C_in"))
     once = walk(s, c, lambda n: Step(SHIFT, (h(n, "H"),)))
     check("no_double_shift", VIS, once, Step(SHIFT, (h(once, "H", "shift"),)), c, Step(SHIFT, (h(c, "H"),)))
+
+
+@pytest.mark.parametrize("spec", [VIS2, TRF], ids=["vision", "transformer"])
+def test_rules_reject_only_their_kinds(spec):
+    """The space checks a step only against the rules whose ``kinds`` name its kind: every other rule must allow it,
+    on nodes of random walks (rules off, so that every form turns up)."""
+    import numpy as np
+
+    from syno_tvm.synth.state import STEP_KINDS
+
+    space, rng, seen = Space(spec, ()), np.random.default_rng(3), set()
+    for _ in range(30):
+        node = space.root()
+        while node.depth < spec.max_depth:
+            steps = [st for k in STEP_KINDS if k != CONTRACT for st in space.steps(node, k)]
+            steps += [st for st in (space.random_contraction(node, rng) for _ in range(8)) if st is not None]
+            for step, rule in ((st, r) for st in steps for r in RULES if st.kind not in r.kinds):
+                assert rule.allows(spec, node, step), f"{rule.name} rejects {step}, not of its kinds {rule.kinds}"
+            seen |= {(r.name, st.kind) for st in steps for r in RULES if st.kind in r.kinds}
+            if not steps:
+                break
+            node = space.apply(node, steps[int(rng.integers(len(steps)))])
+    # the walks reached steps of every rule's kinds (Unfolds need windows, which the transformer spec has not)
+    assert {name for name, _ in seen} == {r.name for r in RULES if spec.windows or UNFOLD not in r.kinds}

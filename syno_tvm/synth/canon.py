@@ -16,14 +16,18 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .spec import Spec, size_key
-from .state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, UNFOLD, Node, Step
+from .state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, UNFOLD, Node, Step
 
 
 @dataclass(frozen=True)
 class Rule:
+    """``kinds``: the step kinds the rule can reject (``allows`` is True for every other kind), so that a step is
+    checked only against the rules about its kind: the space checks every candidate step."""
+
     name: str
     reason: str
     allows: Callable[[Spec, Node, Step], bool]
+    kinds: tuple[str, ...]
 
 
 def _reduce_first(spec: Spec, node: Node, step: Step) -> bool:
@@ -154,36 +158,42 @@ def _contraction_order(spec: Spec, node: Node, step: Step) -> bool:
 
 RULES: tuple[Rule, ...] = (
     Rule("reduce_first", "sums commute with every view, so all Reduces are added at the root, before any view",
-         _reduce_first),
-    Rule("reduce_order", "a set of Reduces is one multiset: generate it in non-decreasing size order", _reduce_order),
+         _reduce_first, (REDUCE,)),
+    Rule("reduce_order", "a set of Reduces is one multiset: generate it in non-decreasing size order",
+         _reduce_order, (REDUCE,)),
     Rule("merge_chain_right", "Merge chains are associative: only the minor (right) top of a Merge is merged again",
-         _merge_chain_right),
+         _merge_chain_right, (MERGE,)),
     Rule("split_chain_right", "Split chains are associative: a Split's major (left) bottom is never a Split's top",
-         _split_chain_right),
-    Rule("no_split_undoing_merge", "a Split of a Merge's own two tops in order is the identity", _no_split_undoing_merge),
-    Rule("no_split_of_reduces", "a Split of two Reduce dims is one Reduce of the product size", _no_split_of_reduces),
-    Rule("no_merge_on_reduce", "a Merge of a Reduce dim is two Reduces of the block sizes", _no_merge_on_reduce),
+         _split_chain_right, (SPLIT,)),
+    Rule("no_split_undoing_merge", "a Split of a Merge's own two tops in order is the identity",
+         _no_split_undoing_merge, (SPLIT,)),
+    Rule("no_split_of_reduces", "a Split of two Reduce dims is one Reduce of the product size",
+         _no_split_of_reduces, (SPLIT,)),
+    Rule("no_merge_on_reduce", "a Merge of a Reduce dim is two Reduces of the block sizes",
+         _no_merge_on_reduce, (MERGE,)),
     Rule("unfold_chain_order", "chained Unfolds commute up to zero padding at the border: windows in one order",
-         _unfold_chain_order),
+         _unfold_chain_order, (UNFOLD,)),
     Rule("shift_unfold_order", "Shift and Unfold commute up to the border: the Shift sits above (input side)",
-         _shift_unfold_order),
-    Rule("no_shift_on_reduce", "a sum over a cyclically shifted iterator is the same sum", _no_shift_on_reduce),
+         _shift_unfold_order, (UNFOLD,)),
+    Rule("no_shift_on_reduce", "a sum over a cyclically shifted iterator is the same sum",
+         _no_shift_on_reduce, (SHIFT,)),
     Rule("no_double_shift", "Shifts move by one: a Shift of a Shift is a shift by 2, left out as in Syno",
-         _no_double_shift),
+         _no_double_shift, (SHIFT,)),
     Rule("no_shift_on_unordered", "shifting an unordered (channel) dim only relabels channels",
-         _no_shift_on_unordered),
+         _no_shift_on_unordered, (SHIFT,)),
     Rule("unordered_merge_order", "the two block orders of an unordered dim differ by a channel relabeling: "
-         "the smaller size is the major top", _unordered_merge_order),
+         "the smaller size is the major top", _unordered_merge_order, (MERGE,)),
     Rule("no_expand_of_reduce", "a sum read by neither the input nor two weights only scales or sums one weight: "
          "drop that Reduce",
-         _no_expand_of_reduce),
-    Rule("expand_is_outer", "an Expand on an inner Share's top is that Share made outer", _expand_is_outer),
+         _no_expand_of_reduce, (EXPAND, CONTRACT)),
+    Rule("expand_is_outer", "an Expand on an inner Share's top is that Share made outer",
+         _expand_is_outer, (EXPAND,)),
     Rule("shift_above_share", "a Shift below a Share also shifts the weight's index, a relabeling: Shift above it",
-         _shift_above_share),
+         _shift_above_share, (CONTRACT,)),
     Rule("split_after_shares", "splitting two tops of one weight's Shares reshapes only the weight: Split first",
-         _split_after_shares),
+         _split_after_shares, (SPLIT,)),
     Rule("contraction_order", "consecutive contractions commute (weight order, Share chain order): keep one order",
-         _contraction_order),
+         _contraction_order, (CONTRACT,)),
 )
 
 RULE_NAMES = tuple(r.name for r in RULES)
@@ -199,6 +209,11 @@ def select(names: "tuple[str, ...] | None") -> tuple[Rule, ...]:
     if unknown:
         raise SynoError(f"unknown canonicalization rule(s) {unknown}: the rules are {', '.join(RULE_NAMES)}")
     return tuple(r for r in RULES if r.name in names)
+
+
+def by_kind(rules: tuple[Rule, ...]) -> dict[str, tuple[Rule, ...]]:
+    """Per step kind, the rules of ``rules`` about it, in table order (so the first violation stays the same)."""
+    return {k: tuple(r for r in rules if k in r.kinds) for k in STEP_KINDS}
 
 
 def first_violation(rules: tuple[Rule, ...], spec: Spec, node: Node, step: Step) -> Rule | None:

@@ -26,7 +26,7 @@ from ..errors import SynoError
 from ..ir.graph import Operator, Prim, digest
 from ..ir.library import named
 from ..ir.sizes import Size
-from .canon import RULES, Rule, first_violation
+from .canon import RULES, Rule, by_kind, first_violation
 from .distance import UNREACHABLE, distance, step_distance
 from .spec import Spec
 from .state import (CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, STRIDE, UNFOLD, Dim, Node, Step,
@@ -49,6 +49,7 @@ class Space:
     def __init__(self, spec: Spec, rules: tuple[Rule, ...] = RULES) -> None:
         self.spec = spec
         self.rules = tuple(rules)
+        self._rules_for = by_kind(self.rules)
         self._valid: dict[Size, bool] = {}
         self._block_cache: dict[Size, list[Size]] = {}
         self._finals: dict[str, Final] = {}
@@ -263,7 +264,7 @@ class Space:
         """The child if the step is canonical and its distance fits the depth left; else None and the reason."""
         if node.depth >= self.spec.max_depth:
             return None, f"limit depth {self.spec.max_depth}"
-        rule = first_violation(self.rules, self.spec, node, step)
+        rule = first_violation(self._rules_for.get(step.kind, ()), self.spec, node, step)
         if rule is not None:
             return None, f"rule {rule.name}"
         # most candidates fail the bound: judge the child by its sizes before building it
