@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import SynoError
 from .space import Final, Space
-from .state import CONTRACT, FINALIZE, STEP_KINDS, Node, Step
+from .state import CONTRACT, FINALIZE, REDUCE, STEP_KINDS, Node, Step
 
 LAZY = Step(CONTRACT)        # placeholder: Contractions are drawn at random, not listed
 CONTRACT_MISSES = 12         # consecutive rejected random Contractions after which a node offers none
@@ -64,6 +64,12 @@ class Sample:
     path: tuple[Step, ...]
 
 
+def _pick(rng: np.random.Generator, n: int) -> int:
+    """A uniform index below ``n``: ``rng.random()`` costs a quarter of ``rng.integers``, and the sampler draws
+    several per node."""
+    return int(rng.random() * n)
+
+
 class Sampler:
     def __init__(self, space: Space, max_restarts: int = 20_000, backtracks_per_descent: int = 16) -> None:
         self.space = space
@@ -75,7 +81,9 @@ class Sampler:
     def _entry(self, node: Node) -> _Entry:
         e = self.entries.get(node.hash)
         if e is None:
-            pending = {k: list(self.space.steps(node, k)) for k in STEP_KINDS if k != CONTRACT}
+            # past the Reduce stage every Reduce fails the reduce_first rule: not listed, not tried one by one
+            kinds = [k for k in STEP_KINDS if k != CONTRACT and (k != REDUCE or self.space.can_reduce(node))]
+            pending = {k: list(self.space.steps(node, k)) for k in kinds}
             if len(node.weights) < self.space.spec.max_weights and len(node.frontier) >= 2:
                 pending[CONTRACT] = [LAZY]
             e = _Entry({k: v for k, v in pending.items() if v}, self.space.is_final(node))
@@ -89,7 +97,7 @@ class Sampler:
         3^n candidates, listing them all costs more than the dead ends they would rule out (the dead-end count is
         therefore a count of nodes where the sampler *found* nothing)."""
         if e.contract_ok and rng.random() < 0.5:
-            i = int(rng.integers(len(e.contract_ok)))
+            i = _pick(rng, len(e.contract_ok))
             step = e.contract_ok[i]
             child = e.children[step]
             ce = self.entries.get(child.hash)
@@ -139,7 +147,7 @@ class Sampler:
                     if restarts > self.max_restarts:
                         break
                 continue
-            kind = kinds[int(rng.integers(len(kinds)))]
+            kind = kinds[_pick(rng, len(kinds))]
             if kind == FINALIZE:
                 e.final = False
                 for n, _ in path:
@@ -150,7 +158,7 @@ class Sampler:
                 self._contraction(node, e, rng, path)
                 continue
             steps = e.pending[kind]
-            i = int(rng.integers(len(steps)))
+            i = _pick(rng, len(steps))
             step = steps[i]
             child = e.children.get(step)
             if child is None:

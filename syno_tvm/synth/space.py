@@ -68,7 +68,11 @@ class Space:
         return Node(tuple(sizes), (), tuple(range(len(sizes))), tuple(frontier))
 
     def distance(self, node: Node) -> int:
-        return distance(self.spec, node, self._can_reduce(node.only_reduces))
+        return distance(self.spec, node, self.can_reduce(node))
+
+    def can_reduce(self, node: Node) -> bool:
+        """Whether a Reduce may still follow ``node`` (only in the Reduce stage under the reduce_first rule)."""
+        return self._can_reduce(node.only_reduces)
 
     def _can_reduce(self, only_reduces: bool) -> bool:
         """Whether Reduces may follow a node (``only_reduces``: no other step so far), for the shape distance."""
@@ -157,10 +161,11 @@ class Space:
         top = min(self.spec.max_shares, n)
         if len(node.weights) >= self.spec.max_weights or top < 2:
             return None
-        count = int(rng.integers(2, top + 1))
-        picked = sorted(rng.choice(n, size=count, replace=False).tolist())
-        outer = rng.integers(0, 2, size=count).astype(bool).tolist()
-        outer[int(rng.integers(count))] = False
+        # rng.random draws: a fraction of the cost of rng.integers and rng.choice, drawn once per candidate
+        count = 2 + int(rng.random() * (top - 1))
+        picked = sorted(rng.permutation(n)[:count].tolist())
+        outer = (rng.random(count) < 0.5).tolist()
+        outer[int(rng.random() * count)] = False
         pairs = sorted((node.frontier[i].hash, o) for i, o in zip(picked, outer))
         if not self._allowance_ok(node, [node.dim(h).size for h, _ in pairs]):
             return None
