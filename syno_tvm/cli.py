@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -17,9 +18,13 @@ from .ir.sizes import parse_binding
 
 
 def load_operator(spec: str) -> tuple[Operator, dict[str, int]]:
-    """A named operator, a JSON file or inline JSON; with the library's example binding where there is one."""
+    """A named operator (``NAME`` or ``NAME:coef=value,...`` to set its coefficients, e.g. ``conv2d_grouped:g=4``),
+    a JSON file or inline JSON; with the library's example binding where there is one."""
     if spec in LIBRARY:
         return named(spec), dict(LIBRARY[spec].example)
+    name, _, coefs = spec.partition(":")
+    if name in LIBRARY and coefs:
+        return _with_coefficients(name, coefs), {}
     if spec.lstrip().startswith("{"):
         return Operator.from_json(spec), {}
     path = Path(spec)
@@ -32,6 +37,21 @@ def load_operator(spec: str) -> tuple[Operator, dict[str, int]]:
             raise SynoError(f"cannot read operator file '{spec}': {e}") from None
         return Operator.from_json(text), {}
     raise SynoError(f"unknown operator '{spec}': use one of {', '.join(LIBRARY)} or a JSON file")
+
+
+def _with_coefficients(name: str, text: str) -> Operator:
+    """``LIBRARY[name]`` built with the coefficients in ``text`` (``g=4,k=5``)."""
+    allowed = list(inspect.signature(LIBRARY[name].build).parameters)
+    if not allowed:
+        raise SynoError(f"{name} has no coefficients: write just '{name}'")
+    values = {}
+    for item in text.split(","):
+        key, eq, value = (part.strip() for part in item.partition("="))
+        if not eq or key not in allowed or not value.isdigit() or int(value) < 1:
+            form = ",".join(f"{a}=N" for a in allowed)
+            raise SynoError(f"bad coefficient '{item}' for {name}: write {name}:{form} with positive integers")
+        values[key] = int(value)
+    return LIBRARY[name].build(**values)
 
 
 def write_atomically(path: str, text: str) -> None:

@@ -12,6 +12,7 @@ device is reachable (a CUDA GPU on this machine, ``--rpc`` for aarch64).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import shutil
 import tempfile
@@ -41,6 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole at the end)")
     p.add_argument("--rpc", metavar="HOST:PORT[:KEY]", help="measure over tvm.rpc: a server, or a tracker + key")
     p.add_argument("--runs", type=int, default=30, help="timed repeats (each 10 calls) per latency")
+    p.add_argument("--width", type=int, help="channel width of a built-in model (default: its full width, 64 for "
+                   "resnet18-cifar)")
+    p.add_argument("--accuracy", metavar="DATA", help="also train the original and the swapped model with the "
+                   "accuracy proxy recipe (2 epochs on 3000 images, syno_tvm/train/proxy.py) on DATA (fashion-mnist, "
+                   "digits or an .npz with images and labels) and report both validation accuracies")
 
 
 def _choice(args: argparse.Namespace) -> "Operator | dict[str, Operator | None]":
@@ -74,6 +80,52 @@ def _swap(mod: tvm.IRModule, choice) -> tuple[tvm.IRModule, list]:
         raise SynoError("the operator serves none of the model's layers"
                         + (f" (first: {d.layer}: {d.reason})" if d else " (the model has no conv2d/matmul layers)"))
     return swapped, swap.decisions
+
+
+def _load_model(args: argparse.Namespace):
+    from .relax.frontend import load_onnx
+    from .relax.models import builtin
+
+    if args.width is None:
+        return load_onnx(args.model)
+    if not str(args.model).startswith("builtin:"):
+        raise SynoError("--width applies to built-in models only (an ONNX file has its own widths)")
+    if args.width < 1:
+        raise SynoError(f"--width must be at least 1 (got {args.width})")
+    return builtin(args.model, width=args.width)
+
+
+def _accuracy(args: argparse.Namespace, choice, decisions: list, progress: bool) -> dict:
+    """Proxy accuracy of the original and the swapped model: the same model (batch set to the recipe's), the same
+    layers swapped as in the latency run, one recipe and seed for both."""
+    from dataclasses import replace
+
+    from .relax.models import BUILTIN
+    from .train.loop import train
+    from .train.proxy import PROXY
+
+    width = PROXY.width
+    if str(args.model).startswith("builtin:"):
+        default = inspect.signature(BUILTIN[str(args.model).removeprefix("builtin:")]).parameters.get("width")
+        width = args.width or (default.default if default is not None else width)
+    cfg = replace(PROXY, model=str(args.model), width=width, data=args.accuracy)
+    # only the swapped layers: the training import (BatchNorm unfolded, constants not folded) need not see the
+    # same kept layers (a Gemm's weight is transposed by an op there, so it is not a constant-weight matmul)
+    layers = {d.layer: choice if isinstance(choice, Operator) else choice[d.layer] for d in decisions
+              if d.action == "swap"}
+    out: dict = {"data": args.accuracy, "recipe": {k: getattr(cfg, k) for k in
+                                                   ("epochs", "limit", "batch", "lr", "optimizer", "seed", "width")}}
+    for label, layer_choice in (("original", None), ("swapped", layers)):
+        if progress:
+            print(f"training the {label} model for the accuracy proxy ({cfg.epochs} epochs, {cfg.limit} images of "
+                  f"{cfg.data})", flush=True)
+        trainer, history = train(replace(cfg, operator=str(args.operator or args.per_layer) if layer_choice else None),
+                                 progress=progress, choice=layer_choice)
+        out[label] = {"val_acc": history.last["val_acc"], "val_loss": history.last["val_loss"],
+                      "images_per_s": float(np.mean([e["images_per_s"] for e in history.epochs])),
+                      "swapped_layers": sum(d.action == "swap" for d in trainer.graph.decisions)}
+    out["delta_pp"] = 100.0 * (out["swapped"]["val_acc"] - out["original"]["val_acc"])
+    return out
 
 
 def _measurable(target: tvm.target.Target, rpc: str | None) -> str | None:
@@ -124,7 +176,7 @@ def _build_and_time(label: str, mod: tvm.IRModule, target, tune_dir: Path, args,
 
 def optimize(args: argparse.Namespace, progress: bool = True) -> Path:
     """Run the whole flow; returns the output directory.  Raises SynoError for bad input, writing nothing."""
-    from .relax.frontend import import_onnx, load_onnx
+    from .relax.frontend import import_onnx
     from .report.markdown import write_report
     from .tune import measure, targets
 
@@ -139,10 +191,16 @@ def optimize(args: argparse.Namespace, progress: bool = True) -> Path:
         raise SynoError(f"--out '{out}' exists and is not a directory")
     if not out.parent.is_dir():
         raise SynoError(f"cannot create '{out}': directory '{out.parent}' does not exist")
-    model = load_onnx(args.model)
+    model = _load_model(args)
     inputs = measure.input_arrays(model)
     mod = import_onnx(model)
-    swapped, decisions = _swap(mod, _choice(args))
+    choice = _choice(args)
+    swapped, decisions = _swap(mod, choice)
+    if args.accuracy:  # bad data fails now, in one line, not after the tuning
+        from .train import data
+        from .train.proxy import PROXY
+
+        data.load(args.accuracy, limit=PROXY.limit)
 
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
@@ -163,6 +221,7 @@ def optimize(args: argparse.Namespace, progress: bool = True) -> Path:
             "choice": args.operator or args.per_layer, "trials_per_task": args.trials,
             "machine": measure.machine_facts(), "layers": [d.to_json() for d in decisions],
             "original": original, "swapped": result, "onnxruntime": ort, "max_abs_output_diff": diff,
+            "accuracy": _accuracy(args, choice, decisions, progress) if args.accuracy else None,
             "seconds": round(time.time() - start, 1),
         }
         write_report(tmp, report)

@@ -117,6 +117,31 @@ def test_end_to_end_small_cnn_then_rerun_reuses_database(tmp_path, cnn, capsys):
     assert list(tmp_path.glob(".out*")) == []
 
 
+def test_accuracy_of_original_and_swapped_on_packaged_data(tmp_path, capsys):
+    """--accuracy trains both models (the same layers swapped as in the latency run) and reports both accuracies;
+    --width narrows a built-in model; NAME:coef=value sets a library operator's coefficients."""
+    out = tmp_path / "out"
+    assert main(["optimize", "builtin:small-cnn", "--width", "4", "--operator", "conv2d_grouped:g=2", "--trials",
+                 "1", "--runs", "3", "--accuracy", "digits", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [d["action"] for d in report["layers"]] == ["keep", "swap", "keep"]   # 3 input channels: no g=2
+    acc = report["accuracy"]
+    assert acc["data"] == "digits" and acc["recipe"]["width"] == 4
+    assert acc["original"]["swapped_layers"] == 0 and acc["swapped"]["swapped_layers"] == 1
+    for key in ("original", "swapped"):
+        assert 0.0 <= acc[key]["val_acc"] <= 1.0 and acc[key]["images_per_s"] > 0
+    assert acc["delta_pp"] == pytest.approx(100 * (acc["swapped"]["val_acc"] - acc["original"]["val_acc"]))
+    assert "## Accuracy (proxy)" in (out / "report.md").read_text()
+    assert "accuracy (proxy" in capsys.readouterr().out
+
+
+def test_bad_accuracy_data_and_width(capsys, tmp_path, cnn):
+    _fails(capsys, tmp_path, [str(cnn), "--operator", "conv2d", "--accuracy", str(tmp_path / "none.npz")],
+           "does not exist")
+    _fails(capsys, tmp_path, [str(cnn), "--operator", "conv2d", "--width", "4"], "built-in models only")
+    _fails(capsys, tmp_path, ["builtin:small-cnn", "--operator", "conv2d_grouped:q=2"], "bad coefficient")
+
+
 @pytest.mark.slow
 def test_transformer_block_linear_swap_tuned(tmp_path):
     """The matmul path end to end: every weight matmul takes the library's linear, tuned like the original."""

@@ -41,6 +41,11 @@ def headline(report: dict) -> list[str]:
     if ort:
         parts.append(f"onnxruntime {ort:.3f} ms ({ort / new:.2f}x)")
     lines.append("latency (median): " + ", ".join(parts) + f"; {report['trials_per_task']} trials per task")
+    acc = report.get("accuracy")
+    if acc:
+        lines.append(f"accuracy (proxy: {acc['recipe']['epochs']} epochs on {acc['recipe']['limit']} images of "
+                     f"{acc['data']}): original {100 * acc['original']['val_acc']:.2f} %, swapped "
+                     f"{100 * acc['swapped']['val_acc']:.2f} % ({acc['delta_pp']:+.2f} pp, one seed)")
     return lines
 
 
@@ -83,6 +88,18 @@ def render(report: dict) -> str:
     if report.get("max_abs_output_diff") is not None:
         out += [f"Max |output difference| swapped vs original: {report['max_abs_output_diff']:.3g} "
                 "(new operators start from random weights unless they reuse the layer's: train before use).", ""]
+    acc = report.get("accuracy")
+    if acc:
+        r = acc["recipe"]
+        out += ["## Accuracy (proxy)", "",
+                f"Both models trained inside TVM with one recipe: {r['epochs']} epochs on {r['limit']} images of "
+                f"{acc['data']} (batch {r['batch']}, {r['optimizer']}, lr {r['lr']}, seed {r['seed']}, width "
+                f"{r['width']}); a ranking of operators on this proxy, not a final accuracy.", "",
+                "| model | validation accuracy | validation loss | train images/s |", "| --- | --- | --- | --- |"]
+        for name in ("original", "swapped"):
+            a = acc[name]
+            out.append(f"| {name} | {100 * a['val_acc']:.2f} % | {a['val_loss']:.4f} | {a['images_per_s']:.0f} |")
+        out += ["", f"Delta: {acc['delta_pp']:+.2f} percentage points.", ""]
     out += ["## Tuning", "", _tuning_line("original", report["original"]),
             _tuning_line("swapped", report["swapped"]), "",
             "## Layers", "",
