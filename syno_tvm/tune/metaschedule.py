@@ -122,7 +122,28 @@ def prepare(mod: tvm.IRModule) -> tvm.IRModule:
     functions for the database to match."""
     from tvm import relax
 
-    return relax.get_pipeline("zero")(mod)
+    return _without_custom_rules(relax.get_pipeline("zero")(mod))
+
+
+def _without_custom_rules(mod: tvm.IRModule) -> tvm.IRModule:
+    """Drop the ``schedule_rule`` block annotation that TOPI puts on pooling blocks: apache-tvm 0.27 registers no CPU
+    rule under that name, so MetaSchedule warned once per candidate (hundreds of lines on stderr) and then applied
+    its generic rules anyway, the schedules it also picks without the annotation."""
+    import tvm.s_tir
+    import tvm.tirx
+
+    for gv, f in list(mod.functions_items()):
+        if not isinstance(f, tvm.tirx.PrimFunc) or "schedule_rule" not in f.script():
+            continue
+        sch = tvm.s_tir.Schedule(tvm.IRModule({"main": f}))
+        pending = list(sch.get_child_blocks(sch.get_sblock("root")))
+        while pending:
+            block = pending.pop()
+            if "schedule_rule" in sch.get(block).annotations:
+                sch.unannotate(block, "schedule_rule")
+            pending += sch.get_child_blocks(block)
+        mod[gv] = sch.mod["main"]  # mod is the pipeline's fresh module, not the caller's
+    return mod
 
 
 def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", trials: int, *,
