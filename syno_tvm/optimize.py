@@ -224,6 +224,9 @@ def optimize(args: argparse.Namespace, progress: bool = True) -> Path:
             "accuracy": _accuracy(args, choice, decisions, progress) if args.accuracy else None,
             "seconds": round(time.time() - start, 1),
         }
+        for side in (original, result):  # where the database will be, not the temporary directory
+            if side.get("tuning"):
+                side["tuning"]["work_dir"] = str(out / "tuning")
         write_report(tmp, report)
         if out.exists():
             old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))

@@ -105,6 +105,7 @@ def test_end_to_end_small_cnn_then_rerun_reuses_database(tmp_path, cnn, capsys):
     assert [d["action"] for d in first["layers"]] == ["swap", "swap", "keep"]
     assert first["max_abs_output_diff"] < 1e-4                      # conv2d reuses the layer weights: same model
     assert first["original"]["tuning"]["new_trials"] > 0
+    assert first["swapped"]["tuning"]["work_dir"] == str(out / "tuning")   # not the temporary build directory
     for key in ("original", "swapped"):
         assert first[key]["latency"]["median_ms"] > 0
     assert first["onnxruntime"]["median_ms"] > 0
