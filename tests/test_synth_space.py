@@ -76,8 +76,8 @@ def test_step_distance_equals_the_built_childs(spec, rules):
             steps += [st for st in (s.random_contraction(node, rng) for _ in range(8)) if st is not None]
             for step in steps:
                 child = s.apply(node, step)
-                can_reduce = s._can_reduce(child.only_reduces)
-                assert step_distance(spec, node, step, can_reduce) == distance(spec, child, can_reduce), step
+                can_reduce, floor = s._can_reduce(child.only_reduces), s.reduce_floor(step)
+                assert step_distance(spec, node, step, can_reduce, floor) == distance(spec, child, can_reduce, floor)
             if not steps:
                 break
             node = s.apply(node, steps[int(rng.integers(len(steps)))])

@@ -11,19 +11,21 @@ Sound by counting what each kind of step can do (bottom-up, syno.md 3.2):
   (any number);
 * a numel mismatch needs at least one step;
 * *availability*: a primary variable of the input (C_in, H) can only come from frontier dims or from Reduces still
-  allowed (and only at the root stage under the ``reduce_first`` rule); a frontier that cannot supply the input's
-  powers is a dead end (:data:`UNREACHABLE`), and a surplus has to be closed (>= 1 step);
+  allowed (only at the root stage under the ``reduce_first`` rule, and only sizes not below the last Reduce's
+  under ``reduce_order``: the caller passes that *floor*); a frontier that cannot supply the input's powers is a
+  dead end (:data:`UNREACHABLE`), and a surplus has to be closed (>= 1 step);
 * *numel* (Syno's numel check): once no Reduce and no Stride can follow, no step makes the frontier's product
   larger (Merge, Split, Shift and inner Shares keep it; Unfold, Expand and outer Shares divide it by a dim's
   size, a positive integer in every binding), so product / input product must be an integer >= 1 in every
   binding, else the node is a dead end;
 * *a weight is owed*: a frontier without a weight still needs a Contraction, a step that changes no size, so it
-  adds to the reshape steps unless it can be the step that closes dims.
+  adds to the reshape steps unless it can be the step that closes dims.  A Contraction selects two dims or more
+  whose primaries fit the allowance left; if no pair of frontier dims fits, some other step must come first (>= 2).
 
 :func:`_shape_steps` minimizes the step count over these counting constraints jointly.
 Syno's reshape-group enumeration is tighter; the dead-end ratio the benchmark reports shows what this one misses.
 The bound is a pure function of the frontier's sizes (with their discarding marks), the variable allowance used,
-the weight and Reduce counts and the depth (a :class:`_Key`), so it is memoized on exactly those: many frontiers
+the weight and Reduce counts, the depth and the Reduce floor (a :class:`_Key`), so it is memoized on exactly those: many frontiers
 of the lattice share their sizes.  Most candidate children fail the bound, so :func:`step_distance` derives a
 child's key from its parent's and the step's effect on sizes, without building the child node.
 """
@@ -35,15 +37,16 @@ from dataclasses import dataclass
 
 from ..errors import SynoError
 from ..ir.sizes import Size
-from .spec import Spec
+from .spec import Spec, size_key
 from .state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STRIDE, UNFOLD, Dim, Node, Step
 
 UNREACHABLE = 10**6
 
 
 # What the bound reads of a node: sorted frontier tokens (2 * size index + discarding), the allowance used, the
-# weight and Reduce counts, the depth, and whether Reduces may still follow.
-_Key = tuple[tuple[int, ...], tuple[tuple[str, int], ...], int, int, int, bool]
+# weight and Reduce counts, the depth, whether Reduces may still follow and the floor of their sizes (a size index,
+# -1: any size).
+_Key = tuple[tuple[int, ...], tuple[tuple[str, int], ...], int, int, int, bool, int]
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class _Info:
     den: int
     powers: tuple[tuple[str, int], ...]
     inputs: tuple[tuple[str, int], ...]      # powers of the input's primaries
+    primaries: tuple[tuple[str, int], ...]   # powers of all primaries (what a Share of it counts)
     foreign: bool                            # holds a primary the input lacks
     coefficient_only: bool
 
@@ -82,6 +86,19 @@ class _Context:
         self.want_product = _product(want)
         self.want_by_primary = {p: [i for i in want if any(n == p for n, _ in i.inputs)]
                                 for p in self.input_primaries}
+        self.reduce_infos = sorted((self.info(s) for s in spec.reduce_sizes), key=lambda i: size_key(i.size))
+        self.floors: dict[int, list[_Info]] = {}  # floor size index -> the Reduce sizes allowed above it
+
+    def reduces_from(self, floor: int) -> list[_Info]:
+        """The Reduce sizes not below the size with index ``floor`` in :func:`size_key` order (-1: all)."""
+        out = self.floors.get(floor)
+        if out is None:
+            low = size_key(self.infos[floor].size) if floor >= 0 else None
+            out = self.floors[floor] = [i for i in self.reduce_infos if low is None or size_key(i.size) >= low]
+        return out
+
+    def floor_index(self, floor: Size | None) -> int:
+        return -1 if floor is None else self.info(floor).index
 
     def info(self, size: Size) -> _Info:
         key = (size.factor.numerator, size.factor.denominator, size.powers)  # hashing a Fraction is slow
@@ -89,7 +106,7 @@ class _Context:
         if i is None:
             prim = [(n, p) for n, p in size.powers if self.spec.is_primary(n)]
             i = _Info(len(self.infos), size, str(size), size.factor.numerator, size.factor.denominator,
-                      size.powers, tuple((n, p) for n, p in prim if n in self.input_primaries),
+                      size.powers, tuple((n, p) for n, p in prim if n in self.input_primaries), tuple(prim),
                       any(n not in self.input_primaries for n, _ in prim), not prim)
             self.cache[key] = i
             self.infos.append(i)
@@ -127,17 +144,20 @@ def _context(spec: Spec) -> _Context:
     return ctx
 
 
-def distance(spec: Spec, node: Node, can_reduce: bool = True) -> int:
+def distance(spec: Spec, node: Node, can_reduce: bool = True, floor: Size | None = None) -> int:
     """Lower bound on the steps from ``node`` to a frontier that equals the input (0 means: sizes match exactly).
-    ``can_reduce`` says whether the space may still add Reduces below this node."""
+    ``can_reduce`` says whether the space may still add Reduces below this node, ``floor`` the smallest Reduce size
+    (by :func:`size_key`) it may add, None for any."""
     ctx = _context(spec)
     tokens = tuple(sorted(2 * ctx.dim_info(d).index + d.discarding for d in node.frontier))
-    return _memo(ctx, (tokens, node.used, len(node.weights), node.reductions, node.depth, can_reduce))
+    return _memo(ctx, (tokens, node.used, len(node.weights), node.reductions, node.depth, can_reduce,
+                       ctx.floor_index(floor)))
 
 
-def step_distance(spec: Spec, node: Node, step: Step, can_reduce: bool = True) -> int:
-    """:func:`distance` of the child that ``step`` leads to (``can_reduce`` for the child), computed from the sizes
-    the step creates and consumes alone: the same key as the built child's, at a fraction of the cost."""
+def step_distance(spec: Spec, node: Node, step: Step, can_reduce: bool = True, floor: Size | None = None) -> int:
+    """:func:`distance` of the child that ``step`` leads to (``can_reduce`` and ``floor`` for the child), computed
+    from the sizes the step creates and consumes alone: the same key as the built child's, at a fraction of the
+    cost."""
     ctx = _context(spec)
     if ctx.parent[0] is not node:
         ctx.parent = (node, [2 * ctx.dim_info(d).index + d.discarding for d in node.frontier])
@@ -180,7 +200,8 @@ def step_distance(spec: Spec, node: Node, step: Step, can_reduce: bool = True) -
         used, weights = tuple(sorted(counted.items())), weights + 1
     elif k != SHIFT:
         raise SynoError(f"unknown step kind '{k}'")
-    return _memo(ctx, (tuple(sorted(tokens)), used, weights, reductions, node.depth + 1, can_reduce))
+    return _memo(ctx, (tuple(sorted(tokens)), used, weights, reductions, node.depth + 1, can_reduce,
+                       ctx.floor_index(floor)))
 
 
 def _memo(ctx: _Context, key: _Key) -> int:
@@ -192,17 +213,20 @@ def _memo(ctx: _Context, key: _Key) -> int:
 
 def _distance(ctx: _Context, key: _Key) -> int:
     spec = ctx.spec
-    tokens, node_used, n_weights, reductions, depth, can_reduce = key
+    tokens, node_used, n_weights, reductions, depth, can_reduce, floor = key
     have = [ctx.infos[t >> 1] for t in tokens]
     disc = [bool(t & 1) for t in tokens]
     weights_left = spec.max_weights - n_weights
-    reduce_left = can_reduce and reductions < spec.max_reductions
+    reduces = ctx.reduces_from(floor) if can_reduce and reductions < spec.max_reductions else []
+    reduce_left = bool(reduces)
 
     surplus = False
     used = dict(node_used)
     for name in ctx.input_primaries:
         got = sum(p for i in have for n, p in i.inputs if n == name)
-        extra = max(0, spec.allowance(name) - used.get(name, 0)) if reduce_left else 0
+        # each Reduce left adds at most the largest power of ``name`` among the sizes it may take
+        most = max((p for i in reduces for n, p in i.inputs if n == name), default=0)
+        extra = min(max(0, spec.allowance(name) - used.get(name, 0)), most * (spec.max_reductions - reductions))
         if got + extra < ctx.need[name]:
             return UNREACHABLE
         surplus = surplus or got > ctx.need[name]
@@ -221,7 +245,21 @@ def _distance(ctx: _Context, key: _Key) -> int:
         return UNREACHABLE
     best = _shape_steps(ctx.want_n - len(have), unmatched, special, weights_left > 0, owe_weight, bool(spec.strides),
                         spec.max_depth - depth)
-    return max(best, numel, int(owe_weight), _group_steps(ctx, have, disc, weights_left > 0, owe_weight, reduce_left))
+    contract = 0 if not owe_weight else 1 if _shareable_pair(spec, have, used) else 2
+    return max(best, numel, contract, _group_steps(ctx, have, disc, weights_left > 0, owe_weight, reduce_left))
+
+
+def _shareable_pair(spec: Spec, have: list[_Info], used: dict[str, int]) -> bool:
+    """Whether two frontier dims could be selected by one Contraction within the allowance left (every selected
+    dim's primaries count, inner or outer)."""
+    for a in range(len(have)):
+        for b in range(a + 1, len(have)):
+            total = dict(used)
+            for n, p in have[a].primaries + have[b].primaries:
+                total[n] = total.get(n, 0) + p
+            if all(total[n] <= spec.allowance(n) for n, _ in have[a].primaries + have[b].primaries):
+                return True
+    return False
 
 
 def _divisible(ctx: _Context, product: tuple[int, int, dict[str, int]]) -> bool:

@@ -55,6 +55,7 @@ class Space:
         self._finals: dict[str, Final] = {}
         self._input_sizes = sorted(str(d.size) for d in spec.search_input)
         self._reduce_anywhere = all(r.name != "reduce_first" for r in self.rules)
+        self._reduce_sorted = any(r.name == "reduce_order" for r in self.rules)
 
     # ---- nodes --------------------------------------------------------------------------------------------------
     def root(self) -> Node:
@@ -68,7 +69,12 @@ class Space:
         return Node(tuple(sizes), (), tuple(range(len(sizes))), tuple(frontier))
 
     def distance(self, node: Node) -> int:
-        return distance(self.spec, node, self.can_reduce(node))
+        return distance(self.spec, node, self.can_reduce(node), self.reduce_floor(node.last))
+
+    def reduce_floor(self, last: Step | None) -> Size | None:
+        """The smallest Reduce size that may follow a node created by ``last`` (the reduce_order rule: after a Reduce,
+        none smaller), None for any: the shape distance counts only the Reduces that can still come."""
+        return last.size if self._reduce_sorted and last is not None and last.kind == REDUCE else None
 
     def can_reduce(self, node: Node) -> bool:
         """Whether a Reduce may still follow ``node`` (only in the Reduce stage under the reduce_first rule)."""
@@ -273,7 +279,8 @@ class Space:
         if rule is not None:
             return None, f"rule {rule.name}"
         # most candidates fail the bound: judge the child by its sizes before building it
-        dist = step_distance(self.spec, node, step, self._can_reduce(node.only_reduces and step.kind == REDUCE))
+        dist = step_distance(self.spec, node, step, self._can_reduce(node.only_reduces and step.kind == REDUCE),
+                             self.reduce_floor(step))
         left = self.remaining(node) - 1
         if dist > left:
             return None, f"shape distance {dist if dist < UNREACHABLE else 'unreachable'} > depth left {left}"
