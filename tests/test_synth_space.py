@@ -10,7 +10,7 @@ from syno_tvm.errors import SynoError
 from syno_tvm.ir.graph import Operator
 from syno_tvm.ir.reference import evaluate
 from syno_tvm.synth.canon import RULES
-from syno_tvm.synth.distance import distance, step_distance
+from syno_tvm.synth.distance import _closing, distance, step_distance
 from syno_tvm.synth.fingerprint import fingerprint
 from syno_tvm.synth.space import Space
 from syno_tvm.synth.spec import TRANSFORMER, VISION, Spec, load_spec
@@ -39,6 +39,61 @@ def test_lattice_commuting_steps_meet_in_one_node():
     hw = s.child(s.child(base, Step(SHIFT, (h["H"],)))[0], Step(SHIFT, (h["W"],)))[0]
     wh = s.child(s.child(base, Step(SHIFT, (h["W"],)))[0], Step(SHIFT, (h["H"],)))[0]
     assert hw.hash == wh.hash and hw.prims != wh.prims  # different paths, one node
+
+
+def _without(name: str) -> tuple:
+    return tuple(r for r in RULES if r.name != name)
+
+
+def test_distance_counts_only_the_reduces_that_can_still_come():
+    """Under reduce_order a Reduce of C_out/(g*s) at the root leaves only larger Reduce sizes, none with C_in: the
+    input's C_in can never appear.  Without that rule a later Reduce of C_in could still supply it."""
+    size = {str(x): x for x in VIS.reduce_sizes}["C_out/(g*s)"]
+    on, off = Space(VIS), Space(VIS, _without("reduce_order"))
+    child, why = on.child(on.root(), Step(REDUCE, size=size))
+    assert child is None and "unreachable" in why
+    assert off.child(off.root(), Step(REDUCE, size=size))[0] is not None
+
+
+def test_a_raw_reduce_is_not_closed_by_the_owed_contraction():
+    """[C_out, H, W, C_in, g*s(Reduce)] with no weight: under no_expand_of_reduce the g*s sum can be neither Expanded
+    nor closed by an outer Share, so closing it and C_out takes two steps; without the rule one Contraction that
+    closes both (and adds the owed weight) would do."""
+    size = {str(x): x for x in VIS.reduce_sizes}
+    dists = []
+    for space in (Space(VIS), Space(VIS, _without("no_expand_of_reduce"))):
+        node = space.child(space.root(), Step(REDUCE, size=size["C_in"]))[0]
+        node = space.child(node, Step(REDUCE, size=size["g*s"]))[0]
+        dists.append(space.distance(node))
+    assert dists == [2, 1]
+    assert _closing(free=1, raw=1, surplus=0, weights_left=1, owe_weight=True) == 2
+    assert _closing(free=1, raw=0, surplus=0, weights_left=1, owe_weight=True) == 1
+    assert _closing(free=4, raw=4, surplus=0, weights_left=2, owe_weight=False) == 2   # inner, then outer Share
+    assert _closing(free=4, raw=4, surplus=0, weights_left=1, owe_weight=False) == 3   # two Splits, one close
+
+
+def test_closing_contractions_list_every_contraction_that_ends_in_the_input():
+    """One step before the depth limit the sampler lists these instead of drawing Contractions at random: each
+    leaves exactly the input's sizes, and every such Contraction among all of them is listed."""
+    s, rng = Space(TRF), np.random.default_rng(3)
+    checked = 0
+    for _ in range(200):
+        node = s.root()
+        while node.depth < 4:
+            steps = [st for k in STEP_KINDS if k != CONTRACT for st in s.steps(node, k)]
+            if not steps:
+                break
+            node = s.apply(node, steps[int(rng.integers(len(steps)))])
+        if len(node.frontier) < 2 or node.weights:
+            continue
+        listed = set(s.closing_contractions(node))
+        for step in s.steps(node, CONTRACT):
+            child = s.apply(node, step)
+            ends = sorted(str(d.size) for d in child.frontier) == s._input_sizes and not any(
+                d.discarding for d in child.frontier)
+            assert (step in listed) == ends, step
+            checked += ends
+    assert checked > 0
 
 
 def _paths(space: Space, n: int, seed: int):
@@ -76,8 +131,8 @@ def test_step_distance_equals_the_built_childs(spec, rules):
             steps += [st for st in (s.random_contraction(node, rng) for _ in range(8)) if st is not None]
             for step in steps:
                 child = s.apply(node, step)
-                can_reduce, floor = s._can_reduce(child.only_reduces), s.reduce_floor(step)
-                assert step_distance(spec, node, step, can_reduce, floor) == distance(spec, child, can_reduce, floor)
+                args = s._can_reduce(child.only_reduces), s.reduce_floor(step), s._raw
+                assert step_distance(spec, node, step, *args) == distance(spec, child, *args), step
             if not steps:
                 break
             node = s.apply(node, steps[int(rng.integers(len(steps)))])

@@ -43,7 +43,8 @@ from .state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STRIDE, UNFOLD
 UNREACHABLE = 10**6
 
 
-# What the bound reads of a node: sorted frontier tokens (2 * size index + discarding), the allowance used, the
+# What the bound reads of a node: sorted frontier tokens (4 * size index + 2 * raw + discarding, where *raw* marks
+# a Reduce dim no weight reads yet, under the no_expand_of_reduce rule), the allowance used, the
 # weight and Reduce counts, the depth, whether Reduces may still follow and the floor of their sizes (a size index,
 # -1: any size).
 _Key = tuple[tuple[int, ...], tuple[tuple[str, int], ...], int, int, int, bool, int]
@@ -77,6 +78,7 @@ class _Context:
         self.products: dict[tuple[int, int, bool], _Info] = {}   # (index, index, divide?) -> info of the result
         self.memo: dict[_Key, int] = {}
         self.parent: tuple[Node | None, list[int]] = (None, [])  # the last node whose children were keyed
+        self.parent_raw = False
         self.input_primaries = frozenset(n for d in spec.search_input for n in d.size.variables()
                                          if spec.is_primary(n))
         want = [self.info(d.size) for d in spec.search_input]
@@ -144,50 +146,57 @@ def _context(spec: Spec) -> _Context:
     return ctx
 
 
-def distance(spec: Spec, node: Node, can_reduce: bool = True, floor: Size | None = None) -> int:
+def distance(spec: Spec, node: Node, can_reduce: bool = True, floor: Size | None = None, raw: bool = False) -> int:
     """Lower bound on the steps from ``node`` to a frontier that equals the input (0 means: sizes match exactly).
     ``can_reduce`` says whether the space may still add Reduces below this node, ``floor`` the smallest Reduce size
-    (by :func:`size_key`) it may add, None for any."""
+    (by :func:`size_key`) it may add, None for any; ``raw``: the no_expand_of_reduce rule is on (a Reduce dim no
+    weight reads can be neither Expanded nor outer-Shared)."""
     ctx = _context(spec)
-    tokens = tuple(sorted(2 * ctx.dim_info(d).index + d.discarding for d in node.frontier))
+    tokens = tuple(sorted(_token(ctx, d, raw) for d in node.frontier))
     return _memo(ctx, (tokens, node.used, len(node.weights), node.reductions, node.depth, can_reduce,
                        ctx.floor_index(floor)))
 
 
-def step_distance(spec: Spec, node: Node, step: Step, can_reduce: bool = True, floor: Size | None = None) -> int:
-    """:func:`distance` of the child that ``step`` leads to (``can_reduce`` and ``floor`` for the child), computed
-    from the sizes the step creates and consumes alone: the same key as the built child's, at a fraction of the
-    cost."""
+def _token(ctx: _Context, d: Dim, raw: bool) -> int:
+    return 4 * ctx.dim_info(d).index + 2 * (raw and d.summed == 0) + d.discarding
+
+
+def step_distance(spec: Spec, node: Node, step: Step, can_reduce: bool = True, floor: Size | None = None,
+                  raw: bool = False) -> int:
+    """:func:`distance` of the child that ``step`` leads to (``can_reduce``, ``floor`` and ``raw`` for the child),
+    computed from the sizes the step creates and consumes alone: the same key as the built child's, at a fraction of
+    the cost.  Only a Reduce creates a raw dim; every step that consumes one leaves none (an inner Share's top is
+    read by a weight)."""
     ctx = _context(spec)
-    if ctx.parent[0] is not node:
-        ctx.parent = (node, [2 * ctx.dim_info(d).index + d.discarding for d in node.frontier])
+    if ctx.parent[0] is not node or ctx.parent_raw != raw:
+        ctx.parent, ctx.parent_raw = (node, [_token(ctx, d, raw) for d in node.frontier]), raw
     tokens = list(ctx.parent[1])
     used, weights, reductions = node.used, len(node.weights), node.reductions
 
     def take(h: str) -> tuple[_Info, int]:
         d = node.dim(h)
-        t = 2 * ctx.dim_info(d).index + d.discarding
+        t = _token(ctx, d, raw)
         tokens.remove(t)
-        return ctx.infos[t >> 1], t & 1
+        return ctx.infos[t >> 2], t & 1
 
     k = step.kind
     if k == REDUCE:
-        tokens.append(2 * ctx.info(step.size).index)
+        tokens.append(4 * ctx.info(step.size).index + 2 * raw)
         counted = dict(used)
         ctx.count(counted, step.size)
         used, reductions = tuple(sorted(counted.items())), reductions + 1
     elif k == MERGE:
         (i, disc), block = take(step.dims[0]), ctx.info(step.size)
-        tokens += [2 * ctx.combine(i, block, True).index + disc, 2 * block.index + disc]
+        tokens += [4 * ctx.combine(i, block, True).index + disc, 4 * block.index + disc]
     elif k == SPLIT:
         (a, da), (b, db) = take(step.dims[0]), take(step.dims[1])
-        tokens.append(2 * ctx.combine(a, b, False).index + (da or db))
+        tokens.append(4 * ctx.combine(a, b, False).index + (da or db))
     elif k == STRIDE:
         i, _ = take(step.dims[0])
-        tokens.append(2 * ctx.combine(i, ctx.info(step.size), False).index + 1)
+        tokens.append(4 * ctx.combine(i, ctx.info(step.size), False).index + 1)
     elif k == UNFOLD:
         (main, _), _ = take(step.dims[0]), take(step.dims[1])
-        tokens.append(2 * main.index)
+        tokens.append(4 * main.index)
     elif k == EXPAND:
         take(step.dims[0])
     elif k == CONTRACT:
@@ -195,10 +204,13 @@ def step_distance(spec: Spec, node: Node, step: Step, can_reduce: bool = True, f
         for h, outer in zip(step.dims, step.outer):
             i, disc = take(h)
             if not outer:
-                tokens.append(2 * i.index + disc)
+                tokens.append(4 * i.index + disc)
             ctx.count(counted, i.size)
         used, weights = tuple(sorted(counted.items())), weights + 1
-    elif k != SHIFT:
+    elif k == SHIFT:
+        i, disc = take(step.dims[0])
+        tokens.append(4 * i.index + disc)  # the same size, no longer a raw Reduce
+    else:
         raise SynoError(f"unknown step kind '{k}'")
     return _memo(ctx, (tuple(sorted(tokens)), used, weights, reductions, node.depth + 1, can_reduce,
                        ctx.floor_index(floor)))
@@ -214,8 +226,9 @@ def _memo(ctx: _Context, key: _Key) -> int:
 def _distance(ctx: _Context, key: _Key) -> int:
     spec = ctx.spec
     tokens, node_used, n_weights, reductions, depth, can_reduce, floor = key
-    have = [ctx.infos[t >> 1] for t in tokens]
+    have = [ctx.infos[t >> 2] for t in tokens]
     disc = [bool(t & 1) for t in tokens]
+    raw = [bool(t & 2) for t in tokens]
     weights_left = spec.max_weights - n_weights
     reduces = ctx.reduces_from(floor) if can_reduce and reductions < spec.max_reductions else []
     reduce_left = bool(reduces)
@@ -246,7 +259,8 @@ def _distance(ctx: _Context, key: _Key) -> int:
     best = _shape_steps(ctx.want_n - len(have), unmatched, special, weights_left > 0, owe_weight, bool(spec.strides),
                         spec.max_depth - depth)
     contract = 0 if not owe_weight else 1 if _shareable_pair(spec, have, used) else 2
-    return max(best, numel, contract, _group_steps(ctx, have, disc, weights_left > 0, owe_weight, reduce_left))
+    return max(best, numel, contract,
+               _group_steps(ctx, have, disc, raw, weights_left, owe_weight, reduce_left))
 
 
 def _shareable_pair(spec: Spec, have: list[_Info], used: dict[str, int]) -> bool:
@@ -281,8 +295,8 @@ def _divisible(ctx: _Context, product: tuple[int, int, dict[str, int]]) -> bool:
     return True
 
 
-def _group_steps(ctx: _Context, have: list[_Info], disc: list[bool], can_contract: bool, owe_weight: bool,
-                 can_reduce: bool) -> int:
+def _group_steps(ctx: _Context, have: list[_Info], disc: list[bool], raw: list[bool], weights_left: int,
+                 owe_weight: bool, can_reduce: bool) -> int:
     """Syno-style reshape groups.  Each input dim holds one primary; frontier dims that share an input primary form
     a group with those input dims.  A group whose primaries balance must become its input dims through a connected
     tree of Merges and Splits: >= |F| + |D| - 2 steps (3 dims per step, connected).  Coefficient-only dims cost a
@@ -296,7 +310,11 @@ def _group_steps(ctx: _Context, have: list[_Info], disc: list[bool], can_contrac
     share a component, the tree over their union costs 2(k-1) >= k steps more than the k trees.  A surplus primary
     or a foreign one leaves only through a closing step (Expand or outer Share: only they drop a primary), and one
     such step may close them all; an owed weight needs a Contraction, which changes no size, so it is that closing
-    step or one more."""
+    step or one more.
+
+    A *raw* free dim (a Reduce no weight reads, under no_expand_of_reduce) can be neither Expanded nor closed by an
+    outer Share: it leaves through a Split or Unfold of its own (two raw dims per Split at best, and the product
+    still has to close), or through two Contractions (an inner Share, then an outer one of the next weight)."""
     parent = {p: p for p in ctx.input_primaries}
 
     def find(p: str) -> str:
@@ -304,10 +322,11 @@ def _group_steps(ctx: _Context, have: list[_Info], disc: list[bool], can_contrac
             p = parent[p]
         return p
 
-    free, foreign, groups = 0, False, []
-    for discarding, i in zip(disc, have):
+    free, raw_free, foreign, groups = 0, 0, False, []
+    for discarding, is_raw, i in zip(disc, raw, have):
         if i.foreign or discarding or not i.inputs:
             free += 1
+            raw_free += is_raw
             foreign = foreign or i.foreign
         else:
             groups.append(i)
@@ -335,9 +354,25 @@ def _group_steps(ctx: _Context, have: list[_Info], disc: list[bool], can_contrac
             residual[n] = residual.get(n, 0) - p
         peel += any(p > 0 for p in residual.values()) or fn * wd > fd * wn
         mismatch += any(residual.values()) or fn * wd != fd * wn
-    closing = surplus + (min(free, 1) if can_contract else free)
     must_close = surplus > 0 or foreign
-    return tree + max(peel + max(closing, owe_weight), mismatch + max(must_close, owe_weight))
+    return tree + max(peel + _closing(free, raw_free, surplus, weights_left, owe_weight),
+                      mismatch + max(must_close, owe_weight))
+
+
+def _closing(free: int, raw: int, surplus: int, weights_left: int, owe_weight: bool) -> int:
+    """Fewest steps that close the free dims (``raw`` of them raw) and the surplus groups, counting the owed
+    Contraction: each plan is (steps, whether a Contraction is among them)."""
+    other = free - raw
+    if weights_left <= 0:
+        return surplus + free  # an Expand, Split or Unfold each (no weight is owed: none can be added)
+    if not raw:
+        plans = [(surplus + min(other, 1), other > 0 or surplus > 0)]
+    else:
+        plans = [(surplus + raw + min(other, 1), other > 0 or surplus > 0),   # each raw dim Split/Unfolded away
+                 (surplus + (raw + 1) // 2 + 1, True)]                        # raw pairs Split, then one closes all
+        if weights_left >= 2:
+            plans.append((surplus + 2, True))                                 # inner Share, then outer Share
+    return min(steps + (owe_weight and not contracts) for steps, contracts in plans)
 
 
 def _shape_steps(delta: int, unmatched: int, to_close: bool, can_contract: bool, must_contract: bool,

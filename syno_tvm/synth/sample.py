@@ -39,6 +39,7 @@ class _Entry:
     contract_misses: int = 0
     exhausted: bool = False
     has_final: bool = False
+    listed: bool = False  # Contractions listed (one step before the depth limit), not drawn at random
 
 
 @dataclass
@@ -84,9 +85,12 @@ class Sampler:
             # past the Reduce stage every Reduce fails the reduce_first rule: not listed, not tried one by one
             kinds = [k for k in STEP_KINDS if k != CONTRACT and (k != REDUCE or self.space.can_reduce(node))]
             pending = {k: list(self.space.steps(node, k)) for k in kinds}
-            if len(node.weights) < self.space.spec.max_weights and len(node.frontier) >= 2:
+            listed = self.space.remaining(node) == 1
+            if listed:
+                pending[CONTRACT] = self.space.closing_contractions(node)
+            elif len(node.weights) < self.space.spec.max_weights and len(node.frontier) >= 2:
                 pending[CONTRACT] = [LAZY]
-            e = _Entry({k: v for k, v in pending.items() if v}, self.space.is_final(node))
+            e = _Entry({k: v for k, v in pending.items() if v}, self.space.is_final(node), listed=listed)
             self.entries[node.hash] = e
             self.stats.nodes += 1
         return e
@@ -154,7 +158,7 @@ class Sampler:
                     self.entries[n.hash].has_final = True
                 self.stats.finals += 1
                 return Sample(self.space.finalize(node), tuple(s for _, s in path[1:]))
-            if kind == CONTRACT:
+            if kind == CONTRACT and not e.listed:
                 self._contraction(node, e, rng, path)
                 continue
             steps = e.pending[kind]

@@ -56,6 +56,7 @@ class Space:
         self._input_sizes = sorted(str(d.size) for d in spec.search_input)
         self._reduce_anywhere = all(r.name != "reduce_first" for r in self.rules)
         self._reduce_sorted = any(r.name == "reduce_order" for r in self.rules)
+        self._raw = any(r.name == "no_expand_of_reduce" for r in self.rules)
 
     # ---- nodes --------------------------------------------------------------------------------------------------
     def root(self) -> Node:
@@ -69,7 +70,7 @@ class Space:
         return Node(tuple(sizes), (), tuple(range(len(sizes))), tuple(frontier))
 
     def distance(self, node: Node) -> int:
-        return distance(self.spec, node, self.can_reduce(node), self.reduce_floor(node.last))
+        return distance(self.spec, node, self.can_reduce(node), self.reduce_floor(node.last), self._raw)
 
     def reduce_floor(self, last: Step | None) -> Size | None:
         """The smallest Reduce size that may follow a node created by ``last`` (the reduce_order rule: after a Reduce,
@@ -177,6 +178,41 @@ class Space:
             return None
         return Step(CONTRACT, tuple(h for h, _ in pairs), outer=tuple(o for _, o in pairs))
 
+    def closing_contractions(self, node: Node) -> list[Step]:
+        """The Contractions after which the frontier has exactly the input's sizes: the dims beyond the input's
+        multiset of sizes are the outer Shares (each way of choosing them among equal sizes), any non-empty set of
+        the kept dims the inner ones.  One step before the depth limit no other Contraction can end in a final, and
+        a random draw finds one of these rarely (about 1 in 300 on the vision spec), so the sampler lists them."""
+        if len(node.weights) >= self.spec.max_weights:
+            return []
+        by_size: dict[str, list[Dim]] = {}
+        for d in node.frontier:
+            by_size.setdefault(str(d.size), []).append(d)
+        want: dict[str, int] = {}
+        for text in self._input_sizes:
+            want[text] = want.get(text, 0) + 1
+        choices = []  # per size: the ways to pick the dims that stay (the rest are closed)
+        for text, dims in by_size.items():
+            n = want.get(text, 0)
+            if n > len(dims):
+                return []
+            choices.append([(keep, [d for d in dims if d not in keep]) for keep in itertools.combinations(dims, n)
+                            if not any(d.discarding for d in keep)])
+        if any(text not in by_size for text in want):
+            return []
+        out: dict[Step, None] = {}  # ordered set: equal hashes (two Reduces of one size) give equal steps
+        for pick in itertools.product(*choices):
+            keep = [d for kept, _ in pick for d in kept]
+            closed = [d for _, gone in pick for d in gone]
+            for r in range(1, len(keep) + 1):
+                if len(closed) + r < 2 or len(closed) + r > self.spec.max_shares:
+                    continue
+                for inner in itertools.combinations(keep, r):
+                    pairs = sorted([(d.hash, False) for d in inner] + [(d.hash, True) for d in closed])
+                    if self._allowance_ok(node, [node.dim(h).size for h, _ in pairs]):
+                        out[Step(CONTRACT, tuple(h for h, _ in pairs), outer=tuple(o for _, o in pairs))] = None
+        return list(out)
+
     def _allowance_ok(self, node: Node, sizes: list[Size]) -> bool:
         """Primary variables introduced by Reduces and weight dims stay within their max occurrences."""
         used = dict(node.used)
@@ -280,7 +316,7 @@ class Space:
             return None, f"rule {rule.name}"
         # most candidates fail the bound: judge the child by its sizes before building it
         dist = step_distance(self.spec, node, step, self._can_reduce(node.only_reduces and step.kind == REDUCE),
-                             self.reduce_floor(step))
+                             self.reduce_floor(step), self._raw)
         left = self.remaining(node) - 1
         if dist > left:
             return None, f"shape distance {dist if dist < UNREACHABLE else 'unreachable'} > depth left {left}"
