@@ -97,7 +97,9 @@ class Trainer:
                  tune_dir: "str | Path | None" = None, progress: bool = False) -> None:
         """With ``tune_trials``, every task of the step (forward, backward and optimizer kernels alike) is tuned by
         MetaSchedule with that many trials into the database in ``tune_dir`` (reused next time), the same way
-        ``syno-tvm optimize`` tunes inference; else the step is built with TVM's default, unscheduled loops."""
+        ``syno-tvm optimize`` tunes inference; else the step is built with a cheap default schedule that runs the
+        outer loops of every kernel on ``threads`` cores (:mod:`syno_tvm.tune.default_schedule`)."""
+        from ..tune.default_schedule import build_untuned
         from ..tune.targets import host
 
         self.graph = graph
@@ -113,7 +115,7 @@ class Trainer:
             executable = metaschedule.compile_tuned(graph.module, target, tune_dir)
         else:
             self.tuning = None
-            executable = tvm.compile(graph.module, target=target)
+            executable = build_untuned(graph.module, target)
         self.vm = relax.VirtualMachine(executable, self.dev)
         self.params = [tvm.runtime.tensor(p.init, self.dev) for p in graph.params]
         self.states = [tvm.runtime.tensor(s.init, self.dev) for s in graph.states]

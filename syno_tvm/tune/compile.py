@@ -27,9 +27,15 @@ def gpu_schedule(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
 
 
 def build(func_or_mod, target: tvm.target.Target):
-    """``tvm.compile`` with GPU schedules applied where the target needs them."""
+    """``tvm.compile`` with default schedules: dlight's for a GPU PrimFunc (a GPU Relax module gets them from
+    ``tvm.compile``), :mod:`.default_schedule`'s parallel loops for a CPU Relax module (the untuned aarch64 export
+    would otherwise run every kernel on one of the board's cores)."""
+    from .default_schedule import build_untuned
+
     mod = func_or_mod if isinstance(func_or_mod, tvm.IRModule) else tvm.IRModule({"main": func_or_mod})
     relax_mod = any(isinstance(f, relax.Function) for _, f in mod.functions_items())
+    if relax_mod and not is_gpu(target):
+        return build_untuned(mod, target)
     if is_gpu(target) and not relax_mod:
         mod = gpu_schedule(mod, target)
     return tvm.compile(mod, target=target)
