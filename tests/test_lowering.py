@@ -69,6 +69,18 @@ def test_early_reduction_is_staged_and_cheaper(name):
     assert p.flops < p.naive_flops, p
 
 
+@pytest.mark.parametrize("name", ["stacked_conv", "syno_operator1"])
+def test_backward_is_staged_when_a_free_iterator_misses_a_factor(name):
+    """Each gradient of a two-weight operator sums an iterator that some factors never read first (an intermediate
+    ``*_Z0`` block); conv2d's single gather has nothing to stage.  Numerics: test_named_operator_verifies."""
+    op, b = named(name), LIBRARY[name].example
+    for t in range(len(op.tensors)):
+        assert "_Z0" in backward_primfunc(op, t, b).script(), (name, t)
+    conv = named("conv2d")
+    for t in range(len(conv.tensors)):
+        assert "_Z0" not in backward_primfunc(conv, t, LIBRARY["conv2d"].example).script()
+
+
 def test_pool_conv_sums_the_window_before_the_weight():
     b = dict(LIBRARY["pool_conv"].example)
     p = plan(named("pool_conv"), b)

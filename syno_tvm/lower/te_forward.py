@@ -70,15 +70,11 @@ def zero_padded(t: te.Tensor, pads: Mapping[int, tuple[int, int]]) -> te.Tensor:
     return te.compute(tuple(shape), body, name=f"{t.op.name}_pad")
 
 
-def padded_product(reads: list[tuple[te.Tensor, tuple]], guards: list[tuple], extents: Mapping, dtype: str):
-    """``prod(t[idx] for t, idx in reads)`` under ``guards``, with range guards on tensor indices turned into padding.
+def plan_padding(reads: list[tuple[te.Tensor, tuple]], guards: list[tuple], extents: Mapping):
+    """Which read axes to zero-pad, to what index range, and the guards that padding does not replace.
 
-    ``extents`` maps each free variable of the indices to its extent, to bound the padded range.  A range guard
-    ``0 <= e < n`` where ``e`` is axis ``a`` of a read of an ``n``-long axis is exactly "read zero outside the tensor",
-    so every read indexed by ``e`` goes to a zero-padded copy and the guard is dropped; a guard the bounds prove
-    always true is dropped too.  ``if_then_else`` is lazy, so a guard also keeps *other* reads (``W[e // 2]``) in
-    bounds: unless every remaining read is provably in bounds without the dropped guards, all guards stay.
-    """
+    Returns ``(pads, rest)`` with ``pads[r] = {axis: (lo, hi)}`` per read, or None when every guard must stay as an
+    ``if_then_else`` (see :func:`padded_product`)."""
     ana = tvm.sym.Analyzer()
     for var, n in extents.items():
         ana.bind(var, tvm.ir.Range(0, n))
@@ -111,13 +107,34 @@ def padded_product(reads: list[tuple[te.Tensor, tuple]], guards: list[tuple], ex
         for r, a in spots:
             pads[r][a] = (min(lo, 0), max(hi, g[2] - 1))
     if not all(a in pad or inside(e, t.shape[a]) for (t, idx), pad in zip(reads, pads) for a, e in enumerate(idx)):
-        return guarded_product([t[idx] for t, idx in reads], guards, dtype)
+        return None
+    return pads, rest
+
+
+def padded_terms(reads: list[tuple[te.Tensor, tuple]], pads: list[dict[int, tuple[int, int]]]) -> list:
+    """The reads as loads, those with ``pads`` from zero-padded copies (shifted indices)."""
     terms = []
     for (t, idx), pad in zip(reads, pads):
         if pad:
             t, idx = zero_padded(t, pad), tuple(e - pad[a][0] if a in pad else e for a, e in enumerate(idx))
         terms.append(t[idx])
-    return guarded_product(terms, rest, dtype)
+    return terms
+
+
+def padded_product(reads: list[tuple[te.Tensor, tuple]], guards: list[tuple], extents: Mapping, dtype: str):
+    """``prod(t[idx] for t, idx in reads)`` under ``guards``, with range guards on tensor indices turned into padding.
+
+    ``extents`` maps each free variable of the indices to its extent, to bound the padded range.  A range guard
+    ``0 <= e < n`` where ``e`` is axis ``a`` of a read of an ``n``-long axis is exactly "read zero outside the tensor",
+    so every read indexed by ``e`` goes to a zero-padded copy and the guard is dropped; a guard the bounds prove
+    always true is dropped too.  ``if_then_else`` is lazy, so a guard also keeps *other* reads (``W[e // 2]``) in
+    bounds: unless every remaining read is provably in bounds without the dropped guards, all guards stay.
+    """
+    padding = plan_padding(reads, guards, extents)
+    if padding is None:
+        return guarded_product([t[idx] for t, idx in reads], guards, dtype)
+    pads, rest = padding
+    return guarded_product(padded_terms(reads, pads), rest, dtype)
 
 
 def _stage_tensor(op: Operator, binding: Mapping[str, int], stage: Stage, dims_of, tensors: list[te.Tensor],
