@@ -4,8 +4,9 @@ Import the model, swap the chosen operator(s) in, tune the original and the swap
 task (host CPU), build, measure both and onnxruntime on the original, and write into ``--out``:
 ``model.so`` (the swapped model; ``.tar`` of objects for aarch64 when no cross linker is installed), ``tuning/``
 (the MetaSchedule database, reused when ``--out`` already holds one), ``report.json`` and ``report.md``.
-Everything is built in a temporary directory beside ``--out`` and renamed at the end, so a failure never leaves a
-half-written output directory.  CUDA and aarch64 are compiled and exported here; they are measured only where their
+Bad input fails before anything is written.  The tuning database fills ``--out/tuning`` as it goes, so a failure or
+a kill after minutes of tuning loses none of it (a rerun resumes); library and report are built in a temporary
+directory beside ``--out`` and moved in at the end, so a report always belongs to the library beside it.  CUDA and aarch64 are compiled and exported here; they are measured only where their
 device is reachable (a CUDA GPU on this machine, ``--rpc`` for aarch64).
 """
 
@@ -14,7 +15,9 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -202,11 +205,14 @@ def optimize(args: argparse.Namespace, progress: bool = True) -> Path:
 
         data.load(args.accuracy, limit=PROXY.limit)
 
+    # The tuning database is a cache that must outlive a failure or a kill (tuning is the long part): it lives in
+    # --out/tuning from the start and a rerun resumes from it.  The results are written beside it and moved in at
+    # the end, so --out never holds a report that does not match its library.
+    created = not out.exists()
+    out.mkdir(exist_ok=True)
+    tune_dir = out / "tuning"
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
-        tune_dir = tmp / "tuning"
-        if (out / "tuning").is_dir():
-            shutil.copytree(out / "tuning", tune_dir)
         original = _build_and_time("original", mod, target, tune_dir, args, inputs, None, progress)
         result = _build_and_time("swapped", swapped, target, tune_dir, args, inputs, tmp / "model.so", progress)
         ort = None
@@ -224,20 +230,20 @@ def optimize(args: argparse.Namespace, progress: bool = True) -> Path:
             "accuracy": _accuracy(args, choice, decisions, progress) if args.accuracy else None,
             "seconds": round(time.time() - start, 1),
         }
-        for side in (original, result):  # where the database will be, not the temporary directory
-            if side.get("tuning"):
-                side["tuning"]["work_dir"] = str(out / "tuning")
         write_report(tmp, report)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-            out.rename(old / out.name)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
+        for stale in ("model.so", "report.json", "report.md"):  # a library from an earlier run must not outlive it
+            (out / stale).unlink(missing_ok=True)
+        for path in tmp.iterdir():
+            os.replace(path, out / path.name)
+    except BaseException:
+        if created and not any(out.iterdir()):
+            out.rmdir()
+        elif tune_dir.is_dir() and progress:
+            print(f"the tuning database is kept in {tune_dir}: rerun the same command to resume from it",
+                  file=sys.stderr, flush=True)
+        raise
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -1,5 +1,5 @@
 """``syno-tvm optimize`` / python/optimize_onnx.py: bad input fails with one line, exit 2 and no output directory;
-a short end-to-end run on the small CNN writes library, database and report, and a rerun reuses the database;
+a short end-to-end run on the small CNN that fails after tuning keeps the database, and its rerun reuses it;
 CUDA and aarch64 are compiled and exported without their devices."""
 
 import json
@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from syno_tvm.cli import main
+from syno_tvm.errors import SynoError
 from syno_tvm.relax.models import small_cnn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,27 +95,36 @@ def test_cuda_and_aarch64_compile_export_and_say_unmeasured(tmp_path, cnn, targe
     assert "not measured" in (out / "report.md").read_text() or "measure" in (out / "report.md").read_text()
 
 
-def test_end_to_end_small_cnn_then_rerun_reuses_database(tmp_path, cnn, capsys):
-    """One trial per task keeps this short; the rerun must run no new trials (the database in --out is reused)."""
+def test_end_to_end_small_cnn_a_failed_run_keeps_its_tuning_and_the_rerun_reuses_it(tmp_path, cnn, capsys,
+                                                                                     monkeypatch):
+    """One trial per task keeps this short.  The first run fails after tuning (onnxruntime breaks): --out holds the
+    database and nothing else; the rerun must run no new trials and write library, database and report."""
+    from syno_tvm.tune import measure
+
     out = tmp_path / "out"
     argv = ["optimize", str(cnn), "--operator", "conv2d", "--trials", "1", "--runs", "3", "--out", str(out)]
+
+    def broken(*args, **kwargs):
+        raise SynoError("onnxruntime broke")
+
+    with monkeypatch.context() as m:
+        m.setattr(measure, "measure_onnxruntime", broken)
+        assert main(argv) == 2
+    assert "tuning database is kept in" in capsys.readouterr().err
+    assert {p.name for p in out.iterdir()} == {"tuning"} and list(tmp_path.glob(".out*")) == []
+    assert (out / "tuning" / "database_tuning_record.json").stat().st_size > 0
     assert main(argv) == 0
     assert {"model.so", "report.json", "report.md", "tuning"} <= {p.name for p in out.iterdir()}
-    assert (out / "tuning" / "database_tuning_record.json").stat().st_size > 0
-    first = json.loads((out / "report.json").read_text())
-    assert [d["action"] for d in first["layers"]] == ["swap", "swap", "keep"]
-    assert first["max_abs_output_diff"] < 1e-4                      # conv2d reuses the layer weights: same model
-    assert first["original"]["tuning"]["new_trials"] > 0
-    assert first["swapped"]["tuning"]["work_dir"] == str(out / "tuning")   # not the temporary build directory
+    report = json.loads((out / "report.json").read_text())
+    assert [d["action"] for d in report["layers"]] == ["swap", "swap", "keep"]
+    assert report["max_abs_output_diff"] < 1e-4                      # conv2d reuses the layer weights: same model
+    assert report["original"]["tuning"]["new_trials"] == 0 and report["swapped"]["tuning"]["new_trials"] == 0
+    assert report["swapped"]["tuning"]["work_dir"] == str(out / "tuning")
     for key in ("original", "swapped"):
-        assert first[key]["latency"]["median_ms"] > 0
-    assert first["onnxruntime"]["median_ms"] > 0
+        assert report[key]["latency"]["median_ms"] > 0
+    assert report["onnxruntime"]["median_ms"] > 0
     md = (out / "report.md").read_text()
     assert "conv2d_0" in md and "onnxruntime" in md and "trials per tuning task: 1" in md
-    capsys.readouterr()
-    assert main(argv) == 0
-    second = json.loads((out / "report.json").read_text())
-    assert second["original"]["tuning"]["new_trials"] == 0 and second["swapped"]["tuning"]["new_trials"] == 0
     assert list(tmp_path.glob(".out*")) == []
 
 
