@@ -1,12 +1,14 @@
 """Guided synthesis benchmark: the issue's "Done when" figures, canonicalization on vs off, side by side.
 
 For each spec (vision: ResNet-18 CIFAR 3x3 layers, depth 10, 2 weights; transformer: GPT-2 QKV) and each rule
-table (all rules; none), one process on one core draws random finals for a time budget and reports:
+table (all rules; none), one process on one core draws random finals for a time budget, and a third run takes
+the finals in exhaustive depth-first order (rules on; :mod:`syno_tvm.synth.depth_first`), and each reports:
 
 * distinct valid finals per second (distinct by structural hash; the clock includes FLOPs/params checks);
 * invalid finals in the checked sample: each is lowered, compiled for the spec's probe binding and run against the
   numpy reference (an exception or an error above 1e-4 counts as invalid);
-* the dead-end ratio: entered nodes that turned out to have no valid final below them;
+* the dead-end ratio: entered nodes that turned out to have no valid final below them (random descents only: a
+  time-limited depth-first run has not finished most subtrees it entered, so it prints nan);
 * the semantic-duplicate share: sampled finals whose fingerprint equals an earlier one's.
 
 Run: ``python benchmarks/synthesis.py [--seconds-vision 300] [--seconds-transformer 120] [--sample 200]``.
@@ -29,6 +31,7 @@ import numpy as np  # noqa: E402
 
 from syno_tvm.ir.reference import evaluate  # noqa: E402
 from syno_tvm.synth.canon import RULES  # noqa: E402
+from syno_tvm.synth.depth_first import Counts, depth_first  # noqa: E402
 from syno_tvm.synth.fingerprint import fingerprint  # noqa: E402
 from syno_tvm.synth.sample import Sampler  # noqa: E402
 from syno_tvm.synth.space import Space  # noqa: E402
@@ -37,14 +40,23 @@ from syno_tvm.synth.spec import Spec, load_spec  # noqa: E402
 TOLERANCE = 1e-4
 
 
-def measure(spec: Spec, rules, seconds: float, sample: int, seed: int) -> dict:
+def measure(spec: Spec, rules, seconds: float, sample: int, seed: int, order: str = "random") -> dict:
     space = Space(spec, rules)
-    sampler = Sampler(space)
     rng = np.random.default_rng(seed)
     ops, first = [], None
+    if order == "dfs":
+        counts = Counts()
+        finals = depth_first(space, counts)
+        draw = lambda: next(finals, None)  # noqa: E731
+    else:
+        sampler = Sampler(space)
+        draw = lambda: sampler.random_final(rng)  # noqa: E731
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        ops.append(sampler.random_final(rng).final.operator)
+        found = draw()
+        if found is None:  # the whole space enumerated
+            break
+        ops.append(found.final.operator)
         first = first or time.perf_counter() - start
     elapsed = time.perf_counter() - start
     distinct = len({op.hash for op in ops})
@@ -52,8 +64,10 @@ def measure(spec: Spec, rules, seconds: float, sample: int, seed: int) -> dict:
     fps = [fingerprint(op, spec.probe_binding) for op in checked]
     dup = (len(fps) - len(set(fps))) / len(fps) if fps else float("nan")
     invalid = sum(not _valid(op, spec.probe_binding, rng) for op in checked)
+    dead, nodes = (float("nan"), counts.nodes) if order == "dfs" else (sampler.stats.dead_end_ratio,
+                                                                       sampler.stats.nodes)
     return {"finals": len(ops), "distinct": distinct, "rate": distinct / elapsed, "first": first or float("nan"),
-            "dead": sampler.stats.dead_end_ratio, "nodes": sampler.stats.nodes, "checked": len(checked),
+            "dead": dead, "nodes": nodes, "checked": len(checked),
             "invalid": invalid, "dup": dup}
 
 
@@ -95,17 +109,18 @@ def main() -> None:
             ("invalid finals in the sample", "invalid", "{}"), ("semantic-duplicate share", "dup", "{:.1%}")]
     for name, seconds in (("vision", args.seconds_vision), ("transformer", args.seconds_transformer)):
         spec = load_spec(name)
-        res = {label: measure(spec, rules, seconds, args.sample, args.seed)
-               for label, rules in (("rules on", RULES), ("rules off", ()))}
+        res = {label: measure(spec, rules, seconds, args.sample, args.seed, order)
+               for label, rules, order in (("rules on", RULES, "random"), ("rules off", (), "random"),
+                                           ("dfs, rules on", RULES, "dfs"))}
         print(f"spec {name}: depth {spec.max_depth}, {spec.max_weights} weights, {len(spec.layers)} layer bindings "
               f"({', '.join(spec.layer_bindings)}), {seconds:.0f} s per run")
-        print(f"  {'':42s}{'rules on':>14s}{'rules off':>14s}")
+        print(f"  {'':42s}" + "".join(f"{label:>15s}" for label in res))
         for label, key, fmt in rows:
             if key is None:
                 cells = [f"{r['finals']} ({r['distinct']})" for r in res.values()]
             else:
                 cells = [fmt.format(r[key]) for r in res.values()]
-            print(f"  {label:42s}" + "".join(f"{c:>14s}" for c in cells))
+            print(f"  {label:42s}" + "".join(f"{c:>15s}" for c in cells))
         print()
         sys.stdout.flush()
 

@@ -149,7 +149,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     if args.model:
         spec = spec.with_layers(layers_from_model(spec, args.model))
-    n = synthesize(spec, args.count, args.seed, args.out, progress=not args.quiet)
+    n = synthesize(spec, args.count, args.seed, args.out, progress=not args.quiet, order=args.order)
     print(f"wrote {n} operators to {args.out} (spec {spec.name}, {len(spec.layers)} layer bindings)")
     return 0
 
@@ -182,6 +182,9 @@ def parser() -> argparse.ArgumentParser:
                     "(replaces the spec's layer bindings)")
     sy.add_argument("--count", type=int, default=10, help="how many semantically distinct operators to write")
     sy.add_argument("--seed", type=int, default=0, help="seed of the random descent")
+    sy.add_argument("--order", choices=["random", "dfs"], default="random",
+                    help="random descents (diverse; default) or exhaustive depth-first enumeration (faster, "
+                    "neighbouring operators first)")
     sy.add_argument("--out", default="ops.jsonl", help="output file, one JSON operator record per line")
     sy.add_argument("--quiet", action="store_true", help="no progress bar")
     sy.set_defaults(fn=cmd_synthesize)

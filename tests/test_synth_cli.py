@@ -48,6 +48,29 @@ def test_spec_file_and_errors(tmp_path):
         assert r.stderr.count("\n") == 1 and r.stderr.startswith("syno-tvm: error: "), r.stderr
 
 
+def test_depth_first_order_and_an_exhausted_space(tmp_path, capsys):
+    """--order dfs writes semantically distinct operators too (deterministic: two runs agree line for line); asking a
+    tiny space for more operators than it holds fails with one line after writing those it has."""
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps({**TRANSFORMER, "name": "tiny", "depth": 3}))
+    runs = []
+    for k in range(2):
+        out = tmp_path / f"dfs{k}.jsonl"
+        assert main(["synthesize", "--spec", str(spec_file), "--order", "dfs", "--count", "3", "--out", str(out),
+                     "--quiet"]) == 0
+        runs.append(out.read_text())
+    recs = [json.loads(line) for line in runs[0].splitlines()]
+    assert runs[0] == runs[1] and len({r["fingerprint"] for r in recs}) == 3
+    capsys.readouterr()
+    out = tmp_path / "all.jsonl"
+    assert main(["synthesize", "--spec", str(spec_file), "--order", "dfs", "--count", "1000", "--out", str(out),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds only" in err, err
+    held = int(err.split("holds only ")[1].split()[0])
+    assert 3 <= held == len(out.read_text().splitlines())
+
+
 @pytest.mark.slow
 def test_vision_layers_come_from_the_resnet18_model():
     from syno_tvm.synth.spec import VISION

@@ -208,3 +208,35 @@ def test_spec_errors_are_one_line():
         Spec.from_json({**VISION, "depht": 3})
     with pytest.raises(SynoError, match="needs a value for variable 'W'"):
         Spec.from_json({**VISION, "probe": {"N": 1, "C_in": 10, "C_out": 20, "H": 6}})
+
+
+def test_depth_first_enumerates_a_small_space_completely():
+    """Depth-first order yields every final once and ends: on the transformer spec at depth 4 its set contains every
+    final that random descents find before they report the space exhausted, and each is within the limits."""
+    from syno_tvm.synth.depth_first import Counts, depth_first
+
+    spec = TRF.with_limits(depth=4)
+    counts = Counts()
+    dfs = list(depth_first(Space(spec), counts))
+    hashes = [x.final.operator.hash for x in dfs]
+    assert len(hashes) == len(set(hashes)) == counts.finals > 100 and counts.nodes > counts.finals
+    assert all(len(x.path) <= 4 and x.final.flops and x.final.params for x in dfs)
+    space, rng, drawn = Space(spec), np.random.default_rng(0), set()
+    with pytest.raises(SynoError, match="no further final"):
+        for _ in range(len(hashes) + 1):
+            drawn.add(space.random_final(rng).final.operator.hash)
+    assert drawn and drawn <= set(hashes)
+    node = Space(spec).root()  # a yielded path replays to its operator
+    for step in dfs[-1].path:
+        node = space.child(node, step)[0]
+    assert space.finalize(node).operator.hash == hashes[-1]
+
+
+def test_depth_first_finds_a_located_operator():
+    from syno_tvm.synth.depth_first import depth_first
+    from syno_tvm.ir.library import named
+
+    spec = VIS.with_limits(depth=3)
+    loc = Space(spec).locate(named("pointwise"))
+    assert loc.found
+    assert loc.operator.hash in {x.final.operator.hash for x in depth_first(Space(spec))}

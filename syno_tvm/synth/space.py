@@ -315,27 +315,36 @@ class Space:
 
     def child(self, node: Node, step: Step) -> tuple[Node | None, str]:
         """The child if the step is canonical and its distance fits the depth left; else None and the reason."""
+        child, why, _ = self._judge(node, step)
+        return child, why
+
+    def _judge(self, node: Node, step: Step) -> tuple[Node | None, str, int]:
+        """:meth:`child` plus the child's shape distance (UNREACHABLE when no child)."""
         if node.depth >= self.spec.max_depth:
-            return None, f"limit depth {self.spec.max_depth}"
+            return None, f"limit depth {self.spec.max_depth}", UNREACHABLE
         rule = first_violation(self._rules_for.get(step.kind, ()), self.spec, node, step)
         if rule is not None:
-            return None, f"rule {rule.name}"
+            return None, f"rule {rule.name}", UNREACHABLE
         # most candidates fail the bound: judge the child by its sizes before building it
         dist = step_distance(self.spec, node, step, self._can_reduce(node.only_reduces and step.kind == REDUCE),
                              self.reduce_floor(step), self._raw)
         left = self.remaining(node) - 1
         if dist > left:
-            return None, f"shape distance {dist if dist < UNREACHABLE else 'unreachable'} > depth left {left}"
-        return self.apply(node, step), ""
+            return None, f"shape distance {dist if dist < UNREACHABLE else 'unreachable'} > depth left {left}", dist
+        return self.apply(node, step), "", dist
 
     def children(self, node: Node) -> list[tuple[Step, Node]]:
         """Every child (step, node): canonical steps whose child can still reach the input within the depth."""
+        return [(step, c) for step, c, _ in self.scored_children(node)]
+
+    def scored_children(self, node: Node) -> list[tuple[Step, Node, int]]:
+        """:meth:`children` with each child's shape distance, in generation order."""
         out = []
         for kind in STEP_KINDS:
             for step in self.steps(node, kind):
-                c, _ = self.child(node, step)
+                c, _, dist = self._judge(node, step)
                 if c is not None:
-                    out.append((step, c))
+                    out.append((step, c, dist))
         return out
 
     # ---- finals -------------------------------------------------------------------------------------------------
