@@ -183,8 +183,8 @@ def parser() -> argparse.ArgumentParser:
     sy.add_argument("--count", type=int, default=10, help="how many semantically distinct operators to write")
     sy.add_argument("--seed", type=int, default=0, help="seed of the random descent")
     sy.add_argument("--order", choices=["random", "dfs"], default="random",
-                    help="random descents (diverse; default) or exhaustive depth-first enumeration (faster, "
-                    "neighbouring operators first)")
+                    help="random descents (diverse; default) or exhaustive depth-first enumeration "
+                    "(neighbouring operators first; for enumerating a small space completely)")
     sy.add_argument("--out", default="ops.jsonl", help="output file, one JSON operator record per line")
     sy.add_argument("--quiet", action="store_true", help="no progress bar")
     sy.set_defaults(fn=cmd_synthesize)

@@ -4,7 +4,7 @@ Each line is written and flushed as soon as its operator is found, so a killed r
 "Distinct" is semantic: an operator whose fingerprint (:mod:`syno_tvm.synth.fingerprint`) equals an earlier one's
 is skipped, so the file holds no two operators that compute the same function up to relabeling weight entries.
 Two orders: ``random`` descents (diverse; what search uses) or ``dfs``, the exhaustive depth-first enumeration
-(:mod:`syno_tvm.synth.depth_first`: several times more operators per second, neighbours first).
+(:mod:`syno_tvm.synth.depth_first`: neighbours first, many of them semantic duplicates).
 """
 
 from __future__ import annotations
