@@ -25,9 +25,11 @@ Sound by counting what each kind of step can do (bottom-up, syno.md 3.2):
 :func:`_shape_steps` minimizes the step count over these counting constraints jointly.
 Syno's reshape-group enumeration is tighter; the dead-end ratio the benchmark reports shows what this one misses.
 The bound is a pure function of the frontier's sizes (with their discarding marks), the variable allowance used,
-the weight and Reduce counts, the depth and the Reduce floor (a :class:`_Key`), so it is memoized on exactly those: many frontiers
-of the lattice share their sizes.  Most candidate children fail the bound, so :func:`step_distance` derives a
-child's key from its parent's and the step's effect on sizes, without building the child node.
+the weight and Reduce counts and the Reduce floor (a :class:`_Key`), so it is memoized on exactly those: many
+frontiers of the lattice share their sizes, at different depths.  (Not the depth: :func:`_shape_steps` searches up
+to the whole depth limit, which changes no verdict, since a plan longer than the depth left is pruned either way.)
+Most candidate children fail the bound, so :func:`step_distance` derives a child's key from its parent's and the
+step's effect on sizes, without building the child node.
 """
 
 from __future__ import annotations
@@ -45,9 +47,8 @@ UNREACHABLE = 10**6
 
 # What the bound reads of a node: sorted frontier tokens (4 * size index + 2 * raw + discarding, where *raw* marks
 # a Reduce dim no weight reads yet, under the no_expand_of_reduce rule), the allowance used, the
-# weight and Reduce counts, the depth, whether Reduces may still follow and the floor of their sizes (a size index,
-# -1: any size).
-_Key = tuple[tuple[int, ...], tuple[tuple[str, int], ...], int, int, int, bool, int]
+# weight and Reduce counts, whether Reduces may still follow and the floor of their sizes (a size index, -1: any).
+_Key = tuple[tuple[int, ...], tuple[tuple[str, int], ...], int, int, bool, int]
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,7 @@ def distance(spec: Spec, node: Node, can_reduce: bool = True, floor: Size | None
     weight reads can be neither Expanded nor outer-Shared)."""
     ctx = _context(spec)
     tokens = tuple(sorted(_token(ctx, d, raw) for d in node.frontier))
-    return _memo(ctx, (tokens, node.used, len(node.weights), node.reductions, node.depth, can_reduce,
-                       ctx.floor_index(floor)))
+    return _memo(ctx, (tokens, node.used, len(node.weights), node.reductions, can_reduce, ctx.floor_index(floor)))
 
 
 def _token(ctx: _Context, d: Dim, raw: bool) -> int:
@@ -212,8 +212,7 @@ def step_distance(spec: Spec, node: Node, step: Step, can_reduce: bool = True, f
         tokens.append(4 * i.index + disc)  # the same size, no longer a raw Reduce
     else:
         raise SynoError(f"unknown step kind '{k}'")
-    return _memo(ctx, (tuple(sorted(tokens)), used, weights, reductions, node.depth + 1, can_reduce,
-                       ctx.floor_index(floor)))
+    return _memo(ctx, (tuple(sorted(tokens)), used, weights, reductions, can_reduce, ctx.floor_index(floor)))
 
 
 def _memo(ctx: _Context, key: _Key) -> int:
@@ -225,7 +224,7 @@ def _memo(ctx: _Context, key: _Key) -> int:
 
 def _distance(ctx: _Context, key: _Key) -> int:
     spec = ctx.spec
-    tokens, node_used, n_weights, reductions, depth, can_reduce, floor = key
+    tokens, node_used, n_weights, reductions, can_reduce, floor = key
     have = [ctx.infos[t >> 2] for t in tokens]
     disc = [bool(t & 1) for t in tokens]
     raw = [bool(t & 2) for t in tokens]
@@ -257,7 +256,7 @@ def _distance(ctx: _Context, key: _Key) -> int:
     if owe_weight and weights_left <= 0:
         return UNREACHABLE
     best = _shape_steps(ctx.want_n - len(have), unmatched, special, weights_left > 0, owe_weight, bool(spec.strides),
-                        spec.max_depth - depth)
+                        spec.max_depth)
     contract = 0 if not owe_weight else 1 if _shareable_pair(spec, have, used) else 2
     return max(best, numel, contract,
                _group_steps(ctx, have, disc, raw, weights_left, owe_weight, reduce_left))
