@@ -1,5 +1,5 @@
 """The README's first command (the main job) stays runnable: its syno-tvm arguments parse and name things that
-exist (fast), and the whole job writes a report with latencies and proxy accuracies (slow, about 9 minutes)."""
+exist (fast), and the whole job writes a report with latencies and proxy accuracies (slow, about 6 minutes)."""
 
 import json
 import re
