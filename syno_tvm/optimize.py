@@ -6,8 +6,9 @@ task (host CPU), build, measure both and onnxruntime on the original, and write 
 (the MetaSchedule database, reused when ``--out`` already holds one), ``report.json`` and ``report.md``.
 Bad input fails before anything is written.  The tuning database fills ``--out/tuning`` as it goes, so a failure or
 a kill after minutes of tuning loses none of it (a rerun resumes); library and report are built in a temporary
-directory beside ``--out`` and moved in at the end, so a report always belongs to the library beside it.  CUDA and aarch64 are compiled and exported here; they are measured only where their
-device is reachable (a CUDA GPU on this machine, ``--rpc`` for aarch64).
+directory beside ``--out`` and moved in at the end, so a report always belongs to the library beside it.  CUDA and
+aarch64 are compiled and exported here; they are measured only where their device is reachable (a CUDA GPU on this
+machine, ``--rpc`` for aarch64).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from tvm.tirx.analysis import undefined_vars
 from ..ir.graph import Operator
 from ..ir.indexing import Propagation, invert
 from .normalize import fuse_shifts
-from .te_forward import padded_product, padded_terms, placeholders, plan_padding
+from .te_forward import guarded_product, padded_product, padded_terms, placeholders, plan_padding
 
 
 Key = tuple  # ("y", k): axis k of the gradient; ("f", d): the free iterator of dim d
@@ -124,9 +124,7 @@ def _staged(grad_out: te.Tensor, tensors, gather, shape: tuple[int, ...], sz, na
                 else:
                     z, keys = built[f - len(reads)]
                     terms.append(z[tuple(val[key] for key in keys)])
-            value = terms[0]
-            for t in terms[1:]:
-                value = value * t
+            value = guarded_product(terms, [], grad_out.dtype)  # no guards left: all became padding
             return te.sum(value, axis=axes) if axes else value
 
         return body

@@ -51,8 +51,8 @@ def depth_first(space: Space, counts: Counts | None = None) -> Iterator[Sample]:
             yielded.add(final.operator.hash)
             counts.finals += 1
             yield Sample(final, path)
-        # nearest to the input on top of the stack (popped first); ties in generation order
-        children = [(-dist, i, step, c) for i, (step, c, dist) in enumerate(space.scored_children(node))
+        # pushed farthest first, so the nearest to the input is popped first; ties in generation order
+        children = [(dist, i, step, c) for i, (step, c, dist) in enumerate(space.scored_children(node))
                     if c.hash not in seen]
-        children.sort(key=lambda t: (t[0], -t[1]))
+        children.sort(reverse=True, key=lambda t: t[:2])
         stack.extend((child, path + (step,)) for _, _, step, child in children)

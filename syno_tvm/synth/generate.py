@@ -23,24 +23,24 @@ from .space import Space
 from .spec import Spec
 
 
-ORDERS = ("random", "dfs")
-
-
-def _samples(space: Space, order: str, seed: int) -> Iterator[Sample]:
-    if order == "dfs":
-        yield from depth_first(space)
-        return
+def _random(space: Space, seed: int) -> Iterator[Sample]:
     rng = np.random.default_rng(seed)
     while True:
         yield space.random_final(rng)
 
 
+def _depth_first(space: Space, seed: int) -> Iterator[Sample]:
+    return depth_first(space)  # deterministic: the seed plays no part
+
+
+ORDERS = {"random": _random, "dfs": _depth_first}
+
+
 def records(spec: Spec, count: int, seed: int, order: str = "random") -> Iterator[dict]:
-    """``count`` records of semantically distinct final operators, in the order ``order`` finds them."""
-    if order not in ORDERS:
-        raise SynoError(f"unknown order '{order}': use one of {', '.join(ORDERS)}")
+    """``count`` records of semantically distinct final operators, in the order ``order`` finds them (a key of
+    ``ORDERS``; :func:`synthesize` checks it before writing anything)."""
     seen: set[str] = set()
-    samples = _samples(Space(spec), order, seed)
+    samples = ORDERS[order](Space(spec), seed)
     while len(seen) < count:
         sample = next(samples, None)
         if sample is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterator
@@ -55,6 +56,7 @@ class Space:
         self._block_cache: dict[Size, list[Size]] = {}
         self._finals: dict[str, Final] = {}
         self._input_sizes = sorted(str(d.size) for d in spec.search_input)
+        self._input_counts = Counter(self._input_sizes)
         self._reduce_anywhere = all(r.name != "reduce_first" for r in self.rules)
         self._reduce_sorted = any(r.name == "reduce_order" for r in self.rules)
         self._raw = any(r.name == "no_expand_of_reduce" for r in self.rules)
@@ -194,9 +196,7 @@ class Space:
         by_size: dict[str, list[Dim]] = {}
         for d in node.frontier:
             by_size.setdefault(str(d.size), []).append(d)
-        want: dict[str, int] = {}
-        for text in self._input_sizes:
-            want[text] = want.get(text, 0) + 1
+        want = self._input_counts
         choices = []  # per size: the ways to pick the dims that stay (the rest are closed)
         for text, dims in by_size.items():
             n = want.get(text, 0)
