@@ -99,6 +99,22 @@ def test_evaluate_and_value_exact():
     assert Size.parse("a^40/b^39").value({"a": 3, "b": 3}) == 3
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.fractions(min_value=Fraction(1, 8), max_value=8, max_denominator=8),
+       st.lists(st.integers(-3, 3), min_size=3, max_size=3), st.lists(st.integers(1, 12), min_size=3, max_size=3))
+def test_value_is_the_exact_value_when_it_is_a_positive_integer(factor, powers, values):
+    """value() takes an integer shortcut; it must agree with evaluate() and reject exactly what evaluate() says is
+    not a positive integer."""
+    s = Size(factor, tuple((n, p) for n, p in zip("abc", powers) if p))
+    b = dict(zip("abc", values))
+    exact = s.evaluate(b)
+    if exact.denominator == 1 and exact >= 1:
+        assert s.value(b) == exact and isinstance(s.value(b), int)
+    else:
+        with pytest.raises(SynoError):
+            s.value(b)
+
+
 def test_value_error_names_size_layer_and_values():
     with pytest.raises(SynoError) as e:
         Size.parse("C_in/g").value({"C_in": 10, "g": 4, "H": 8}, where="layer 'conv3'")

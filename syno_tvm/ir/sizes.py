@@ -85,16 +85,27 @@ class Size:
 
     def evaluate(self, binding: Mapping[str, int]) -> Fraction:
         """The exact value under ``binding``; raises SynoError naming any unbound variable."""
-        value = self.factor
+        return Fraction(*self._ratio(binding))
+
+    def _ratio(self, binding: Mapping[str, int]) -> tuple[int, int]:
+        """(numerator, denominator), not reduced: integer products instead of Fraction arithmetic, which made
+        binding sizes the main cost of checking a synthesized operator's limits."""
+        num, den = self.factor.numerator, self.factor.denominator
         for name, p in self.powers:
             if name not in binding:
                 raise SynoError(f"size {self} needs a value for variable '{name}': add it with --bind {name}=VALUE")
-            value *= Fraction(binding[name]) ** p
-        return value
+            if p > 0:
+                num *= binding[name] ** p
+            else:
+                den *= binding[name] ** -p
+        return num, den
 
     def value(self, binding: Mapping[str, int], where: str = "") -> int:
         """The size as a positive integer under ``binding``, or a SynoError that names size, layer and values."""
-        v = self.evaluate(binding)
+        num, den = self._ratio(binding)
+        if num % den == 0 and num >= den > 0:
+            return num // den
+        v = Fraction(num, den)
         if v.denominator != 1 or v < 1:
             used = ", ".join(f"{n}={binding[n]}" for n in self.variables())
             place = f" in {where}" if where else ""
