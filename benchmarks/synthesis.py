@@ -9,7 +9,8 @@ the finals in exhaustive depth-first order (rules on; :mod:`syno_tvm.synth.depth
   numpy reference (an exception or an error above 1e-4 counts as invalid);
 * the dead-end ratio: entered nodes that turned out to have no valid final below them (random descents only: a
   time-limited depth-first run has not finished most subtrees it entered, so it prints nan);
-* the semantic-duplicate share: sampled finals whose fingerprint equals an earlier one's.
+* the semantic-duplicate share: sampled finals whose fingerprint equals an earlier one's, in the checked sample
+  and in a wider window of the first ``--dup-window`` finals (the share grows as a run goes on).
 
 Run: ``python benchmarks/synthesis.py [--seconds-vision 300] [--seconds-transformer 120] [--sample 200]``.
 """
@@ -40,7 +41,8 @@ from syno_tvm.synth.spec import Spec, load_spec  # noqa: E402
 TOLERANCE = 1e-4
 
 
-def measure(spec: Spec, rules, seconds: float, sample: int, seed: int, order: str = "random") -> dict:
+def measure(spec: Spec, rules, seconds: float, sample: int, seed: int, order: str = "random",
+            window: int = 2000) -> dict:
     space = Space(spec, rules)
     rng = np.random.default_rng(seed)
     ops, first = [], None
@@ -63,12 +65,15 @@ def measure(spec: Spec, rules, seconds: float, sample: int, seed: int, order: st
     checked = ops[:sample]
     fps = [fingerprint(op, spec.probe_binding) for op in checked]
     dup = (len(fps) - len(set(fps))) / len(fps) if fps else float("nan")
+    # duplicates accumulate as the lattice's productive regions are used up: also over a longer window
+    wide = fps + [fingerprint(op, spec.probe_binding) for op in ops[len(fps):window]]
+    dup_wide = (len(wide) - len(set(wide))) / len(wide) if wide else float("nan")
     invalid = sum(not _valid(op, spec.probe_binding, rng) for op in checked)
     dead, nodes = (float("nan"), counts.nodes) if order == "dfs" else (sampler.stats.dead_end_ratio,
                                                                        sampler.stats.nodes)
     return {"finals": len(ops), "distinct": distinct, "rate": distinct / elapsed, "first": first or float("nan"),
             "dead": dead, "nodes": nodes, "checked": len(checked),
-            "invalid": invalid, "dup": dup}
+            "invalid": invalid, "dup": dup, "window": len(wide), "dup_wide": dup_wide}
 
 
 def _valid(op, binding, rng) -> bool:
@@ -97,6 +102,8 @@ def main() -> None:
     ap.add_argument("--seconds-vision", type=float, default=300)
     ap.add_argument("--seconds-transformer", type=float, default=120)
     ap.add_argument("--sample", type=int, default=200, help="finals lowered, run and fingerprinted per run")
+    ap.add_argument("--dup-window", type=int, default=2000,
+                    help="finals fingerprinted for the second duplicate share (after the clock stops)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     print("$ python benchmarks/synthesis.py " + " ".join(sys.argv[1:]))
@@ -106,10 +113,11 @@ def main() -> None:
     rows = [("distinct valid finals / s", "rate", "{:.2f}"), ("finals drawn (distinct)", None, None),
             ("time to first final (s)", "first", "{:.1f}"), ("nodes entered", "nodes", "{}"),
             ("dead-end ratio", "dead", "{:.1%}"), ("checked sample (lowered, run vs numpy)", "checked", "{}"),
-            ("invalid finals in the sample", "invalid", "{}"), ("semantic-duplicate share", "dup", "{:.1%}")]
+            ("invalid finals in the sample", "invalid", "{}"), ("semantic-duplicate share", "dup", "{:.1%}"),
+            (f"semantic-duplicate share, first {args.dup_window}", "dup_wide", "{:.1%}")]
     for name, seconds in (("vision", args.seconds_vision), ("transformer", args.seconds_transformer)):
         spec = load_spec(name)
-        res = {label: measure(spec, rules, seconds, args.sample, args.seed, order)
+        res = {label: measure(spec, rules, seconds, args.sample, args.seed, order, args.dup_window)
                for label, rules, order in (("rules on", RULES, "random"), ("rules off", (), "random"),
                                            ("dfs, rules on", RULES, "dfs"))}
         print(f"spec {name}: depth {spec.max_depth}, {spec.max_weights} weights, {len(spec.layers)} layer bindings "

@@ -9,6 +9,7 @@ import pytest
 
 from syno_tvm.ir.sizes import Size
 from syno_tvm.synth.canon import RULE_NAMES, RULES, select
+from syno_tvm.synth.fingerprint import fingerprint
 from syno_tvm.synth.space import Space
 from syno_tvm.synth.spec import VISION, TRANSFORMER, Spec
 from syno_tvm.synth.state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, UNFOLD, Node, Step
@@ -17,7 +18,6 @@ VIS = Spec.from_json(VISION)
 # windows k (3) and s (2), to have two different window sizes for the Unfold chain rule
 VIS2 = Spec.from_json({**VISION, "windows": ["k", "s"]})
 TRF = Spec.from_json(TRANSFORMER)
-TESTED: set[str] = set()
 
 
 def h(node: Node, size: str, origin: str | None = None, nth: int = 0) -> str:
@@ -42,7 +42,6 @@ def red(size: str):
 
 def check(rule: str, spec: Spec, parent: Node, redundant: Step, twin_parent: Node, twin: Step) -> tuple[Node, Node]:
     """redundant is rejected by `rule`, twin is generated, and without `rule` the redundant step is generated."""
-    TESTED.add(rule)
     on = Space(spec)
     child, why = on.child(parent, redundant)
     assert child is None and why == f"rule {rule}", f"{redundant}: {why}"
@@ -140,6 +139,62 @@ def test_no_shift_on_reduce():
     red_child, _ = check("no_shift_on_reduce", VIS, base, Step(SHIFT, (h(base, "k"),)),
                          base, Step(SHIFT, (h(base, "H"),)))
     assert red_child.hash != base.hash  # without the rule it is a real (redundant) extra node
+
+
+def same_function(space: Space, a: Node, b: Node) -> None:
+    """Both nodes are finals of ``space`` (built without the rule under test) and different operators that compute
+    the same function up to relabeling weight entries: the redundant form and its twin are one operator."""
+    fa, fb = space.finalize(a).operator, space.finalize(b).operator
+    assert fa is not None and fb is not None
+    assert fa.hash != fb.hash
+    assert fingerprint(fa, space.spec.probe_binding) == fingerprint(fb, space.spec.probe_binding)
+
+
+def without(rule: str) -> tuple:
+    return select(tuple(n for n in RULE_NAMES if n != rule))
+
+
+def test_no_shift_on_reduce_through_shares():
+    """The Shift may not sit on a Reduce dim that weights already read either: the sum moves it into the weights."""
+    s = Space(VIS)
+    base = walk(s, s.root(), red("C_in"),
+                lambda n: Step(CONTRACT, tuple(sorted([h(n, "C_out"), h(n, "C_in")])),
+                               outer=tuple(x == h(n, "C_out") for x in sorted([h(n, "C_out"), h(n, "C_in")]))))
+    shift = Step(SHIFT, (h(base, "C_in", "share"),))
+    assert s.child(base, shift) == (None, "rule no_shift_on_reduce")
+    off = Space(VIS, without("no_shift_on_reduce"))
+    shifted = walk(off, base, lambda n: shift)
+    same_function(off, shifted, base)
+
+
+def test_no_merge_undoing_split():
+    s = Space(TRF)
+    m = walk(s, s.root(), lambda n: Step(MERGE, (h(n, "H_in*t"),), Size.parse("t")))
+    split = walk(s, m, lambda n: Step(SPLIT, (h(n, "seq"), h(n, "t"))))
+    undo = Step(MERGE, (h(split, "seq*t"),), Size.parse("t"))
+    assert s.child(split, undo) == (None, "rule no_merge_undoing_split")
+    assert walk(s, split, lambda n: Step(MERGE, (h(n, "seq*t"),), Size.parse("seq")))  # another block stays
+    off = Space(TRF, without("no_merge_undoing_split"))
+    undone = walk(off, split, lambda n: undo)
+    close = lambda n: Step(CONTRACT, tuple(sorted([h(n, "H_in"), h(n, "t")])),  # noqa: E731
+                           outer=tuple(x == h(n, "t") for x in sorted([h(n, "H_in"), h(n, "t")])))
+    same_function(off, walk(off, undone, close), walk(off, m, close))
+
+
+def test_no_split_of_merge_majors():
+    s = Space(TRF)
+    first = walk(s, s.root(), lambda n: Step(MERGE, (h(n, "H_in*t"),), Size.parse("k*t")),
+                 lambda n: Step(MERGE, (h(n, "k*t"),), Size.parse("t")))
+    majors = Step(SPLIT, (h(first, "H_in/k"), h(first, "k")))
+    assert s.child(first, majors) == (None, "rule no_split_of_merge_majors")
+    assert walk(s, first, lambda n: Step(SPLIT, (h(n, "k"), h(n, "H_in/k"))))  # the other order is another reshape
+    twin = walk(s, s.root(), lambda n: Step(MERGE, (h(n, "H_in*t"),), Size.parse("t")))
+    off = Space(TRF, without("no_split_of_merge_majors"))
+    long = walk(off, first, lambda n: majors)
+    assert sorted(str(d.size) for d in long.frontier) == sorted(str(d.size) for d in twin.frontier)
+    close = lambda n: Step(CONTRACT, tuple(sorted([h(n, "H_in"), h(n, "t")])),  # noqa: E731
+                           outer=tuple(x == h(n, "t") for x in sorted([h(n, "H_in"), h(n, "t")])))
+    same_function(off, walk(off, long, close), walk(off, twin, close))
 
 
 def test_no_shift_on_unordered():

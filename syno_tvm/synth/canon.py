@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..ir.graph import digest
 from .spec import Spec, size_key
 from .state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, UNFOLD, Node, Step
 
@@ -55,6 +56,22 @@ def _no_split_undoing_merge(spec: Spec, node: Node, step: Step) -> bool:
     return not (a.origin == "merge0" and b.origin == "merge1" and a.below == b.below)
 
 
+def _no_merge_undoing_split(spec: Spec, node: Node, step: Step) -> bool:
+    """A Split's top is ``a * |b| + b``; a Merge of it with block ``|b|`` gives back ``(a, b)``."""
+    return step.kind != MERGE or node.dim(step.dims[0]).origin != "split" or node.dim(step.dims[0]).block != step.size
+
+
+def _no_split_of_merge_majors(spec: Spec, node: Node, step: Step) -> bool:
+    """Merge ``D`` by ``B1`` into ``(M1, m1)``, then ``m1`` by ``B2`` into ``(M2, m2)``: ``D = (M1 |M2| + M2) B2 + m2``,
+    so Split ``(M1, M2)`` is the major top of one Merge of ``D`` by ``B2`` (three steps for one)."""
+    if step.kind != SPLIT:
+        return True
+    a, b = node.dim(step.dims[0]), node.dim(step.dims[1])
+    if a.origin != "merge0" or b.origin != "merge0":
+        return True
+    return b.below[0] != digest("merge", a.below[0], 1, a.block)  # b's bottom is the minor top of a's Merge
+
+
 def _no_split_of_reduces(spec: Spec, node: Node, step: Step) -> bool:
     if step.kind != SPLIT:
         return True
@@ -85,7 +102,9 @@ def _shift_unfold_order(spec: Spec, node: Node, step: Step) -> bool:
 
 
 def _no_shift_on_reduce(spec: Spec, node: Node, step: Step) -> bool:
-    return step.kind != SHIFT or node.dim(step.dims[0]).origin != "reduce"
+    """``summed >= 0``: a Reduce dim, or the input-side top of Shares on one.  Substituting ``r -> r - 1`` in the sum
+    moves the Shift from the input's index to every weight that reads ``r``: a relabeling of their entries."""
+    return step.kind != SHIFT or node.dim(step.dims[0]).summed < 0
 
 
 def _no_double_shift(spec: Spec, node: Node, step: Step) -> bool:
@@ -167,6 +186,10 @@ RULES: tuple[Rule, ...] = (
          _split_chain_right, (SPLIT,)),
     Rule("no_split_undoing_merge", "a Split of a Merge's own two tops in order is the identity",
          _no_split_undoing_merge, (SPLIT,)),
+    Rule("no_merge_undoing_split", "a Merge of a Split's top by the Split's minor size is the identity",
+         _no_merge_undoing_split, (MERGE,)),
+    Rule("no_split_of_merge_majors", "a Split of the majors of a Merge and of a Merge of its minor is one Merge",
+         _no_split_of_merge_majors, (SPLIT,)),
     Rule("no_split_of_reduces", "a Split of two Reduce dims is one Reduce of the product size",
          _no_split_of_reduces, (SPLIT,)),
     Rule("no_merge_on_reduce", "a Merge of a Reduce dim is two Reduces of the block sizes",
@@ -175,7 +198,8 @@ RULES: tuple[Rule, ...] = (
          _unfold_chain_order, (UNFOLD,)),
     Rule("shift_unfold_order", "Shift and Unfold commute up to the border: the Shift sits above (input side)",
          _shift_unfold_order, (UNFOLD,)),
-    Rule("no_shift_on_reduce", "a sum over a cyclically shifted iterator is the same sum",
+    Rule("no_shift_on_reduce", "a sum over a cyclically shifted iterator is the same sum, up to relabeling the "
+         "weights that read it",
          _no_shift_on_reduce, (SHIFT,)),
     Rule("no_double_shift", "Shifts move by one: a Shift of a Shift is a shift by 2, left out as in Syno",
          _no_double_shift, (SHIFT,)),

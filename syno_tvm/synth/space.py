@@ -245,9 +245,10 @@ class Space:
             raise SynoError(f"step {step} refers to dim {h} that is not on the frontier")
 
         def new(size: Size, h: str, origin: str, below: tuple[str, ...] = (), unordered: bool = False,
-                discarding: bool = False, window: Size | None = None, keep: bool = True, summed: int = -1) -> Dim:
+                discarding: bool = False, window: Size | None = None, keep: bool = True, summed: int = -1,
+                block: Size | None = None) -> Dim:
             sizes.append(size)
-            d = Dim(len(sizes) - 1, size, h, origin, below, unordered, discarding, window, summed)
+            d = Dim(len(sizes) - 1, size, h, origin, below, unordered, discarding, window, summed, block)
             if keep:
                 frontier.append(d)
                 created.append(h)
@@ -266,13 +267,14 @@ class Space:
         elif k == MERGE:
             d = take(step.dims[0])
             t0 = new(d.size / step.size, digest("merge", d.hash, 0, step.size), "merge0", (d.hash,), d.unordered,
-                     d.discarding)
-            t1 = new(step.size, digest("merge", d.hash, 1, step.size), "merge1", (d.hash,), d.unordered, d.discarding)
+                     d.discarding, block=step.size)
+            t1 = new(step.size, digest("merge", d.hash, 1, step.size), "merge1", (d.hash,), d.unordered, d.discarding,
+                     block=step.size)
             prims.append(Prim("merge", (t0.id, t1.id), (d.id,)))
         elif k == SPLIT:
             a, b = take(step.dims[0]), take(step.dims[1])
             t = new(a.size * b.size, digest("split", a.hash, b.hash), "split", (a.hash, b.hash),
-                    a.unordered and b.unordered, a.discarding or b.discarding)
+                    a.unordered and b.unordered, a.discarding or b.discarding, block=b.size)
             prims.append(Prim("split", (t.id,), (a.id, b.id)))
         elif k == SHIFT:
             d = take(step.dims[0])

@@ -29,7 +29,8 @@ class Dim:
     """A frontier dim.  ``origin`` says what created it: ``out``, ``reduce``, or the primitive whose top it is
     (``merge0``/``merge1`` for a Merge's major/minor top, ``split``, ``shift``, ``stride``, ``unfold``, ``share``).
     ``below`` are the hashes of that primitive's bottoms (for the rules that look one step down); an Unfold's top also
-    keeps its ``window`` size.  ``summed`` counts, for a Reduce dim and the input-side tops of Shares on it,
+    keeps its ``window`` size, a Merge's tops and a Split's top their ``block`` (the minor size: the Merge's block,
+    the Split's minor bottom's size), for the rules that see a Merge/Split pair as one reshape.  ``summed`` counts, for a Reduce dim and the input-side tops of Shares on it,
     how many weights read it so far (-1 for every other dim)."""
 
     id: int
@@ -41,6 +42,7 @@ class Dim:
     discarding: bool = False
     window: Size | None = None
     summed: int = -1
+    block: Size | None = None
 
 
 @dataclass(frozen=True)
