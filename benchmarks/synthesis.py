@@ -122,13 +122,13 @@ def main() -> None:
                                            ("dfs, rules on", RULES, "dfs"))}
         print(f"spec {name}: depth {spec.max_depth}, {spec.max_weights} weights, {len(spec.layers)} layer bindings "
               f"({', '.join(spec.layer_bindings)}), {seconds:.0f} s per run")
-        print(f"  {'':42s}" + "".join(f"{label:>15s}" for label in res))
+        print(f"  {'':42s}" + "".join(f"{label:>16s}" for label in res))
         for label, key, fmt in rows:
             if key is None:
                 cells = [f"{r['finals']} ({r['distinct']})" for r in res.values()]
             else:
                 cells = [fmt.format(r[key]) for r in res.values()]
-            print(f"  {label:42s}" + "".join(f"{c:>15s}" for c in cells))
+            print(f"  {label:42s}" + "".join(f"{c:>16s}" for c in cells))
         print()
         sys.stdout.flush()
 
