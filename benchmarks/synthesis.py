@@ -73,7 +73,7 @@ def measure(spec: Spec, rules, seconds: float, sample: int, seed: int, order: st
                                                                        sampler.stats.nodes)
     return {"finals": len(ops), "distinct": distinct, "rate": distinct / elapsed, "first": first or float("nan"),
             "dead": dead, "nodes": nodes, "checked": len(checked),
-            "invalid": invalid, "dup": dup, "window": len(wide), "dup_wide": dup_wide}
+            "invalid": invalid, "dup": dup, "dup_wide": dup_wide}
 
 
 def _valid(op, binding, rng) -> bool:

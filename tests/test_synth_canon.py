@@ -40,6 +40,11 @@ def red(size: str):
     return lambda n: Step(REDUCE, size=Size.parse(size))
 
 
+def without(rule: str) -> tuple:
+    """The rule table less one rule."""
+    return select(tuple(n for n in RULE_NAMES if n != rule))
+
+
 def check(rule: str, spec: Spec, parent: Node, redundant: Step, twin_parent: Node, twin: Step) -> tuple[Node, Node]:
     """redundant is rejected by `rule`, twin is generated, and without `rule` the redundant step is generated."""
     on = Space(spec)
@@ -47,7 +52,7 @@ def check(rule: str, spec: Spec, parent: Node, redundant: Step, twin_parent: Nod
     assert child is None and why == f"rule {rule}", f"{redundant}: {why}"
     twin_child, why = on.child(twin_parent, twin)
     assert twin_child is not None, f"twin {twin}: {why}"
-    off = Space(spec, select(tuple(n for n in RULE_NAMES if n != rule)))
+    off = Space(spec, without(rule))
     red_child, why = off.child(parent, redundant)
     assert red_child is not None, f"without {rule}, {redundant} should be generated: {why}"
     return red_child, twin_child
@@ -150,8 +155,10 @@ def same_function(space: Space, a: Node, b: Node) -> None:
     assert fingerprint(fa, space.spec.probe_binding) == fingerprint(fb, space.spec.probe_binding)
 
 
-def without(rule: str) -> tuple:
-    return select(tuple(n for n in RULE_NAMES if n != rule))
+def close_t(n: Node) -> Step:
+    """The transformer's closing Contraction on a frontier [seq, H_in, t]: H_in inner, t outer (a linear layer)."""
+    dims = tuple(sorted([h(n, "H_in"), h(n, "t")]))
+    return Step(CONTRACT, dims, outer=tuple(x == h(n, "t") for x in dims))
 
 
 def test_no_shift_on_reduce_through_shares():
@@ -176,9 +183,7 @@ def test_no_merge_undoing_split():
     assert walk(s, split, lambda n: Step(MERGE, (h(n, "seq*t"),), Size.parse("seq")))  # another block stays
     off = Space(TRF, without("no_merge_undoing_split"))
     undone = walk(off, split, lambda n: undo)
-    close = lambda n: Step(CONTRACT, tuple(sorted([h(n, "H_in"), h(n, "t")])),  # noqa: E731
-                           outer=tuple(x == h(n, "t") for x in sorted([h(n, "H_in"), h(n, "t")])))
-    same_function(off, walk(off, undone, close), walk(off, m, close))
+    same_function(off, walk(off, undone, close_t), walk(off, m, close_t))
 
 
 def test_no_split_of_merge_majors():
@@ -192,9 +197,7 @@ def test_no_split_of_merge_majors():
     off = Space(TRF, without("no_split_of_merge_majors"))
     long = walk(off, first, lambda n: majors)
     assert sorted(str(d.size) for d in long.frontier) == sorted(str(d.size) for d in twin.frontier)
-    close = lambda n: Step(CONTRACT, tuple(sorted([h(n, "H_in"), h(n, "t")])),  # noqa: E731
-                           outer=tuple(x == h(n, "t") for x in sorted([h(n, "H_in"), h(n, "t")])))
-    same_function(off, walk(off, long, close), walk(off, twin, close))
+    same_function(off, walk(off, long, close_t), walk(off, twin, close_t))
 
 
 def test_no_shift_on_unordered():

@@ -15,9 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..ir.graph import digest
 from .spec import Spec, size_key
-from .state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, UNFOLD, Node, Step
+from .state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, UNFOLD, Node, Step, merge_top_hash
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,10 @@ def _no_split_undoing_merge(spec: Spec, node: Node, step: Step) -> bool:
 
 def _no_merge_undoing_split(spec: Spec, node: Node, step: Step) -> bool:
     """A Split's top is ``a * |b| + b``; a Merge of it with block ``|b|`` gives back ``(a, b)``."""
-    return step.kind != MERGE or node.dim(step.dims[0]).origin != "split" or node.dim(step.dims[0]).block != step.size
+    if step.kind != MERGE:
+        return True
+    d = node.dim(step.dims[0])
+    return d.origin != "split" or d.block != step.size
 
 
 def _no_split_of_merge_majors(spec: Spec, node: Node, step: Step) -> bool:
@@ -69,7 +71,7 @@ def _no_split_of_merge_majors(spec: Spec, node: Node, step: Step) -> bool:
     a, b = node.dim(step.dims[0]), node.dim(step.dims[1])
     if a.origin != "merge0" or b.origin != "merge0":
         return True
-    return b.below[0] != digest("merge", a.below[0], 1, a.block)  # b's bottom is the minor top of a's Merge
+    return b.below[0] != merge_top_hash(a.below[0], True, a.block)  # b's bottom is the minor top of a's Merge
 
 
 def _no_split_of_reduces(spec: Spec, node: Node, step: Step) -> bool:

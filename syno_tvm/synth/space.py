@@ -32,7 +32,7 @@ from .canon import RULES, Rule, by_kind, first_violation
 from .distance import UNREACHABLE, distance, step_distance
 from .spec import Spec
 from .state import (CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, STRIDE, UNFOLD, Dim, Node, Step,
-                    Weight)
+                    Weight, merge_top_hash)
 
 
 @dataclass(frozen=True)
@@ -266,9 +266,9 @@ class Space:
             count(step.size)
         elif k == MERGE:
             d = take(step.dims[0])
-            t0 = new(d.size / step.size, digest("merge", d.hash, 0, step.size), "merge0", (d.hash,), d.unordered,
+            t0 = new(d.size / step.size, merge_top_hash(d.hash, False, step.size), "merge0", (d.hash,), d.unordered,
                      d.discarding, block=step.size)
-            t1 = new(step.size, digest("merge", d.hash, 1, step.size), "merge1", (d.hash,), d.unordered, d.discarding,
+            t1 = new(step.size, merge_top_hash(d.hash, True, step.size), "merge1", (d.hash,), d.unordered, d.discarding,
                      block=step.size)
             prims.append(Prim("merge", (t0.id, t1.id), (d.id,)))
         elif k == SPLIT:

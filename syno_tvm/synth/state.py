@@ -30,8 +30,9 @@ class Dim:
     (``merge0``/``merge1`` for a Merge's major/minor top, ``split``, ``shift``, ``stride``, ``unfold``, ``share``).
     ``below`` are the hashes of that primitive's bottoms (for the rules that look one step down); an Unfold's top also
     keeps its ``window`` size, a Merge's tops and a Split's top their ``block`` (the minor size: the Merge's block,
-    the Split's minor bottom's size), for the rules that see a Merge/Split pair as one reshape.  ``summed`` counts, for a Reduce dim and the input-side tops of Shares on it,
-    how many weights read it so far (-1 for every other dim)."""
+    the Split's minor bottom's size), for the rules that see a Merge/Split pair as one reshape.  ``summed`` counts,
+    for a Reduce dim and the input-side tops of Shares on it, how many weights read it so far (-1 for every other
+    dim)."""
 
     id: int
     size: Size
@@ -43,6 +44,12 @@ class Dim:
     window: Size | None = None
     summed: int = -1
     block: Size | None = None
+
+
+def merge_top_hash(bottom: str, minor: bool, block: Size) -> str:
+    """Hash of a Merge's major (``minor`` False) or minor top: the space builds tops with it, and a rule that asks
+    whether a dim came from a given Merge recomputes it."""
+    return digest("merge", bottom, int(minor), block)
 
 
 @dataclass(frozen=True)
