@@ -1,0 +1,402 @@
+// Shape distance: the lower bound of syno_tvm/synth/distance.py, term for term (the docstrings there say why each
+// term is sound).  Memoized on the same key: frontier tokens, allowance used, weight and Reduce counts, whether
+// Reduces may follow and their floor.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <unordered_map>
+#include <vector>
+
+#include "spec.h"
+#include "state.h"
+
+namespace syno {
+
+constexpr int UNREACHABLE = 1000000;
+
+struct KeyHasher {
+  size_t operator()(const std::vector<int>& k) const {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (int x : k) h = (h ^ static_cast<uint32_t>(x)) * 0x100000001b3ULL;
+    return static_cast<size_t>(h);
+  }
+};
+
+// A product of sizes: a reduced rational factor and summed powers.
+struct Product {
+  i128 num = 1, den = 1;
+  std::vector<int> pw;
+  bool operator==(const Product& o) const { return num == o.num && den == o.den && pw == o.pw; }
+};
+
+class Distance {
+ public:
+  Distance(SizeTable& sizes, const NativeSpec& spec) : sz_(sizes), spec_(spec) {
+    int nv = sizes.nvars();
+    input_primary_.assign(nv, 0);
+    for (int s : spec.search_input)
+      for (int v = 0; v < nv; ++v)
+        if (sizes[s].pw[v] && sizes.is_primary(v)) input_primary_[v] = 1;
+    for (int v = 0; v < nv; ++v)
+      if (input_primary_[v]) primaries_.push_back(v);
+    need_.assign(nv, 0);
+    want_by_primary_.assign(nv, {});
+    for (int s : spec.search_input) {
+      want_count_[s] += 1;
+      for (int v : primaries_) {
+        need_[v] += std::max(0, sizes[s].pw[v]);
+        if (sizes[s].pw[v] > 0) want_by_primary_[v].push_back(s);
+      }
+    }
+    want_product_ = product(spec.search_input);
+    reduces_ = spec.reduce_sizes;
+    std::sort(reduces_.begin(), reduces_.end(), [&](int a, int b) { return sz_.key_less(a, b); });
+  }
+
+  int token(const Dim& d, bool raw) const { return 4 * d.size + 2 * (raw && d.summed == 0) + d.discarding; }
+
+  // The bound for a node (can_reduce, floor: as in Python; floor -1 for any).
+  int of_node(const Node& node, bool can_reduce, int floor, bool raw) {
+    std::vector<int> tokens;
+    for (const auto& d : node.frontier) tokens.push_back(token(d, raw));
+    return memo(std::move(tokens), node.used, static_cast<int>(node.weights.size()), node.reductions, can_reduce,
+                floor);
+  }
+
+  // The bound for the child that `step` leads to, from the sizes it creates and consumes alone.
+  int of_step(const Node& node, const Step& step, bool can_reduce, int floor, bool raw) {
+    std::vector<int> tokens;
+    tokens.reserve(node.frontier.size() + 2);
+    for (const auto& d : node.frontier) tokens.push_back(token(d, raw));
+    std::vector<int> used = node.used;
+    int weights = static_cast<int>(node.weights.size()), reductions = node.reductions;
+    auto take = [&](Hash h) {
+      int t = token(node.dim(h), raw);
+      tokens.erase(std::find(tokens.begin(), tokens.end(), t));
+      return std::pair<int, int>(t >> 2, t & 1);
+    };
+    auto count = [&](int size) {
+      for (int v = 0; v < sz_.nvars(); ++v)
+        if (sz_.is_primary(v)) used[v] += sz_[size].pw[v];
+    };
+    switch (step.kind) {
+      case REDUCE:
+        tokens.push_back(4 * step.size + 2 * raw);
+        count(step.size);
+        reductions += 1;
+        break;
+      case MERGE: {
+        auto [i, disc] = take(step.dims[0]);
+        tokens.push_back(4 * sz_.combine(i, step.size, true) + disc);
+        tokens.push_back(4 * step.size + disc);
+        break;
+      }
+      case SPLIT: {
+        auto [a, da] = take(step.dims[0]);
+        auto [b, db] = take(step.dims[1]);
+        tokens.push_back(4 * sz_.combine(a, b, false) + (da || db));
+        break;
+      }
+      case STRIDE: {
+        auto [i, disc] = take(step.dims[0]);
+        (void)disc;
+        tokens.push_back(4 * sz_.combine(i, step.size, false) + 1);
+        break;
+      }
+      case UNFOLD: {
+        auto [main, disc] = take(step.dims[0]);
+        (void)disc;
+        take(step.dims[1]);
+        tokens.push_back(4 * main);
+        break;
+      }
+      case EXPAND:
+        take(step.dims[0]);
+        break;
+      case CONTRACT:
+        for (size_t k = 0; k < step.dims.size(); ++k) {
+          auto [i, disc] = take(step.dims[k]);
+          if (!step.outer[k]) tokens.push_back(4 * i + disc);
+          count(i);
+        }
+        weights += 1;
+        break;
+      case SHIFT: {
+        auto [i, disc] = take(step.dims[0]);
+        tokens.push_back(4 * i + disc);  // the same size, no longer a raw Reduce
+        break;
+      }
+    }
+    return memo(std::move(tokens), used, weights, reductions, can_reduce, floor);
+  }
+
+  size_t memo_size() const { return memo_.size(); }
+
+ private:
+  int memo(std::vector<int> tokens, const std::vector<int>& used, int weights, int reductions, bool can_reduce,
+           int floor) {
+    std::sort(tokens.begin(), tokens.end());
+    std::vector<int> key(tokens);
+    key.push_back(-1);
+    key.insert(key.end(), used.begin(), used.end());
+    key.push_back(weights);
+    key.push_back(reductions);
+    key.push_back(can_reduce);
+    key.push_back(floor);
+    auto it = memo_.find(key);
+    if (it != memo_.end()) return it->second;
+    int out = compute(tokens, used, weights, reductions, can_reduce, floor);
+    memo_.emplace(std::move(key), out);
+    return out;
+  }
+
+  Product product(const std::vector<int>& ids) const {
+    Product p;
+    p.pw.assign(sz_.nvars(), 0);
+    for (int s : ids) {
+      p.num *= sz_[s].num;
+      p.den *= sz_[s].den;
+      i128 g = gcd(p.num, p.den);
+      p.num /= g;
+      p.den /= g;
+      for (int v = 0; v < sz_.nvars(); ++v) p.pw[v] += sz_[s].pw[v];
+    }
+    return p;
+  }
+
+  static i128 gcd(i128 a, i128 b) {
+    if (a < 0) a = -a;
+    if (b < 0) b = -b;
+    while (b) {
+      i128 t = a % b;
+      a = b;
+      b = t;
+    }
+    return a ? a : 1;
+  }
+
+  static i128 mul(i128 a, i128 b) {
+    i128 out;
+    if (__builtin_mul_overflow(a, b, &out)) throw std::overflow_error("shape distance: a product overflows");
+    return out;
+  }
+
+  // Whether product / the input's product is an integer >= 1 in every binding.
+  bool divisible(const Product& p) const {
+    for (int b = 0; b < sz_.nbindings(); ++b) {
+      i128 top = mul(p.num, want_product_.den), bottom = mul(p.den, want_product_.num);
+      for (int v = 0; v < sz_.nvars(); ++v) {
+        int r = p.pw[v] - want_product_.pw[v];
+        int64_t x = sz_.binding(b, v);
+        for (int k = 0; k < r; ++k) top = mul(top, x);
+        for (int k = 0; k < -r; ++k) bottom = mul(bottom, x);
+      }
+      if (top < bottom || top % bottom) return false;
+    }
+    return true;
+  }
+
+  int compute(const std::vector<int>& tokens, const std::vector<int>& used, int n_weights, int reductions,
+              bool can_reduce, int floor) {
+    int n = static_cast<int>(tokens.size());
+    std::vector<int> have(n);
+    std::vector<char> disc(n), raw(n);
+    for (int k = 0; k < n; ++k) {
+      have[k] = tokens[k] >> 2;
+      disc[k] = tokens[k] & 1;
+      raw[k] = (tokens[k] >> 1) & 1;
+    }
+    int weights_left = spec_.max_weights - n_weights;
+    std::vector<int> reduces;
+    if (can_reduce && reductions < spec_.max_reductions)
+      for (int s : reduces_)
+        if (floor < 0 || !sz_.key_less(s, floor)) reduces.push_back(s);
+    bool reduce_left = !reduces.empty();
+
+    bool surplus = false;
+    for (int v : primaries_) {
+      int got = 0, most = 0;
+      for (int s : have) got += std::max(0, sz_[s].pw[v]);
+      for (int s : reduces) most = std::max(most, sz_[s].pw[v]);
+      int extra = std::min(std::max(0, spec_.allowance[v] - used[v]), most * (spec_.max_reductions - reductions));
+      if (got + extra < need_[v]) return UNREACHABLE;
+      surplus = surplus || got > need_[v];
+    }
+    int foreign = 0, discarding = 0;
+    for (int k = 0; k < n; ++k) {
+      foreign += is_foreign(have[k]);
+      discarding += disc[k];
+    }
+    bool to_close = foreign + discarding + surplus > 0;
+    int unmatched = 0;
+    for (const auto& [s, c] : want_count_) {
+      int h = static_cast<int>(std::count(have.begin(), have.end(), s));
+      unmatched += std::max(0, c - h);
+    }
+    Product prod = product(have);
+    int numel = prod == want_product_ ? 0 : 1;
+    if (numel && !spec_.strides && !reduce_left && !divisible(prod)) return UNREACHABLE;
+    bool special = to_close || (numel && !spec_.strides && !reduce_left);
+    bool owe_weight = n_weights == 0;
+    if (owe_weight && weights_left <= 0) return UNREACHABLE;
+    int best = shape_steps(static_cast<int>(spec_.search_input.size()) - n, unmatched, special, weights_left > 0,
+                           owe_weight, spec_.strides, spec_.max_depth);
+    int contract = !owe_weight ? 0 : shareable_pair(have, used) ? 1 : 2;
+    int group = group_steps(have, disc, raw, weights_left, owe_weight, reduce_left);
+    return std::max({best, numel, contract, group});
+  }
+
+  bool is_foreign(int s) const {
+    for (int v = 0; v < sz_.nvars(); ++v)
+      if (sz_.is_primary(v) && sz_[s].pw[v] && !input_primary_[v]) return true;
+    return false;
+  }
+
+  bool has_inputs(int s) const {
+    for (int v : primaries_)
+      if (sz_[s].pw[v]) return true;
+    return false;
+  }
+
+  bool shareable_pair(const std::vector<int>& have, const std::vector<int>& used) const {
+    int n = static_cast<int>(have.size());
+    for (int a = 0; a < n; ++a)
+      for (int b = a + 1; b < n; ++b) {
+        bool ok = true;
+        for (int v = 0; v < sz_.nvars() && ok; ++v) {
+          if (!sz_.is_primary(v)) continue;
+          int pa = sz_[have[a]].pw[v], pb = sz_[have[b]].pw[v];
+          if ((pa || pb) && used[v] + pa + pb > spec_.allowance[v]) ok = false;
+        }
+        if (ok) return true;
+      }
+    return false;
+  }
+
+  int group_steps(const std::vector<int>& have, const std::vector<char>& disc, const std::vector<char>& raw,
+                  int weights_left, bool owe_weight, bool can_reduce) const {
+    int nv = sz_.nvars();
+    std::vector<int> parent(nv);
+    std::iota(parent.begin(), parent.end(), 0);
+    auto find = [&](int p) {
+      while (parent[p] != p) p = parent[p];
+      return p;
+    };
+    auto first_input = [&](int s) {
+      for (int v : primaries_)
+        if (sz_[s].pw[v]) return v;
+      return -1;
+    };
+    int free = 0, raw_free = 0;
+    bool foreign = false;
+    std::vector<int> groups;
+    for (size_t k = 0; k < have.size(); ++k) {
+      int s = have[k];
+      bool f = is_foreign(s);
+      if (f || disc[k] || !has_inputs(s)) {
+        free += 1;
+        raw_free += raw[k];
+        foreign = foreign || f;
+      } else {
+        groups.push_back(s);
+        int first = first_input(s);
+        for (int v : primaries_)
+          if (v != first && sz_[s].pw[v]) parent[find(v)] = find(first);
+      }
+    }
+    int tree = 0, peel = 0, mismatch = 0, surplus = 0;
+    std::vector<char> seen_root(nv, 0);
+    for (int p0 : primaries_) {
+      int root = find(p0);
+      if (seen_root[root]) continue;
+      seen_root[root] = 1;
+      std::vector<int> members, f, want;
+      for (int p : primaries_)
+        if (find(p) == root) members.push_back(p);
+      for (int s : groups)
+        if (find(first_input(s)) == root) f.push_back(s);
+      for (int p : members)
+        for (int s : want_by_primary_[p])
+          if (std::find(want.begin(), want.end(), s) == want.end()) want.push_back(s);
+      bool over = false, under = false;
+      for (int p : members) {
+        int got = 0;
+        for (int s : f) got += sz_[s].pw[p];
+        over = over || got > need_[p];
+        under = under || got < need_[p];
+      }
+      if (over) {
+        surplus += 1;
+        continue;
+      }
+      if (under) {
+        if (can_reduce) continue;
+        return UNREACHABLE;
+      }
+      tree += static_cast<int>(f.size() + want.size()) - 2;
+      Product fp = product(f), wp = product(want);
+      bool pos = false, nonzero = false;
+      for (int v = 0; v < nv; ++v) {
+        int r = fp.pw[v] - wp.pw[v];
+        pos = pos || r > 0;
+        nonzero = nonzero || r != 0;
+      }
+      i128 lhs = mul(fp.num, wp.den), rhs = mul(fp.den, wp.num);
+      peel += pos || lhs > rhs;
+      mismatch += nonzero || lhs != rhs;
+    }
+    bool must_close = surplus > 0 || foreign;
+    return tree + std::max(peel + closing(free, raw_free, surplus, weights_left, owe_weight),
+                           mismatch + std::max<int>(must_close, owe_weight));
+  }
+
+  static int closing(int free, int raw, int surplus, int weights_left, bool owe_weight) {
+    int other = free - raw;
+    if (weights_left <= 0) return surplus + free;
+    std::vector<std::pair<int, bool>> plans;
+    if (!raw) {
+      plans.push_back({surplus + std::min(other, 1), other > 0 || surplus > 0});
+    } else {
+      plans.push_back({surplus + raw + std::min(other, 1), other > 0 || surplus > 0});
+      plans.push_back({surplus + (raw + 1) / 2 + 1, true});
+      if (weights_left >= 2) plans.push_back({surplus + 2, true});
+    }
+    int best = UNREACHABLE;
+    for (auto [steps, contracts] : plans) best = std::min(best, steps + (owe_weight && !contracts));
+    return best;
+  }
+
+  static int shape_steps(int delta, int unmatched, bool to_close, bool can_contract, bool must_contract,
+                         bool can_stride, int limit) {
+    int best = UNREACHABLE;
+    for (int y = 0; y <= limit; ++y) {
+      int x = delta + y;
+      if (!must_contract && x >= 0 && (y >= 1 || !to_close)) {
+        int shortage = unmatched - 2 * x - (y - (to_close ? 1 : 0));
+        if (shortage <= 0 || can_stride) best = std::min(best, x + y + std::max(0, shortage));
+      }
+      if (can_contract) {
+        int half = unmatched - y;
+        int ceil_half = half >= 0 ? (half + 1) / 2 : -((-half) / 2);  // Python's -(-a // 2)
+        x = std::max({0, delta + y, ceil_half});
+        best = std::min(best, x + y + 1);
+      }
+    }
+    return best;
+  }
+
+  SizeTable& sz_;
+  const NativeSpec& spec_;
+  std::vector<char> input_primary_;
+  std::vector<int> primaries_;  // the input's primaries, in variable order
+  std::vector<int> need_;
+  std::vector<std::vector<int>> want_by_primary_;
+  std::map<int, int> want_count_;
+  Product want_product_;
+  std::vector<int> reduces_;
+  std::unordered_map<std::vector<int>, int, KeyHasher> memo_;
+};
+
+}  // namespace syno

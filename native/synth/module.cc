@@ -1,0 +1,212 @@
+// Python bindings of the native search (module syno_tvm._synth_native).  syno_tvm/synth/native.py is the only
+// caller: it builds the spec data from a Python Spec and turns records back into Steps and Operators.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "sampler.h"
+
+namespace py = pybind11;
+using namespace syno;
+
+namespace {
+
+const char* prim_name(int k) {
+  static const char* names[] = {"reduce", "merge", "split", "shift", "stride", "unfold", "expand", "share"};
+  return names[k];
+}
+
+std::vector<char> flags(const py::handle& h) {
+  std::vector<char> out;
+  for (auto x : h.cast<py::list>()) out.push_back(x.cast<bool>());
+  return out;
+}
+
+Hash parse_hex(const std::string& s) { return std::stoull(s, nullptr, 16); }
+
+class Engine {
+ public:
+  Engine(const py::dict& d, const std::vector<std::string>& rules, uint64_t seed)
+      : sizes_(d["names"].cast<std::vector<std::string>>(), flags(d["primary"]),
+               d["bindings"].cast<std::vector<std::vector<int64_t>>>(), d["probe"].cast<int>()),
+        space_(sizes_, build_spec(d), rules),
+        sampler_(space_, seed) {}
+
+  // (path, record) of a final not returned before, or None when the space is exhausted.
+  py::object random_final() {
+    Drawn drawn;
+    if (!sampler_.random_final(&drawn)) return py::none();
+    return py::make_tuple(path_out(drawn.path), final_out(*drawn.node, *drawn.final));
+  }
+
+  // Up to n finals within `seconds` (the benchmark's loop without a Python call per final).
+  py::list sample(int n, double seconds) {
+    py::list out;
+    auto start = std::chrono::steady_clock::now();
+    Drawn drawn;
+    for (int i = 0; i < n; ++i) {
+      double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (spent >= seconds || !sampler_.random_final(&drawn)) break;
+      out.append(py::make_tuple(path_out(drawn.path), final_out(*drawn.node, *drawn.final)));
+    }
+    return out;
+  }
+
+  py::dict stats() const {
+    py::dict out;
+    const auto& s = sampler_.stats();
+    out["nodes"] = s.nodes;
+    out["dead"] = s.dead;
+    out["finals"] = s.finals;
+    out["rejected"] = s.rejected;
+    out["memo"] = space_distance_memo();
+    return out;
+  }
+
+  // ---- for the equivalence tests: judge every candidate step at the node a path leads to ------------------------
+  py::dict report(const py::list& path, const py::list& extra) {
+    NodeP node = replay(path);
+    py::dict out;
+    out["hash"] = hex64(node->hash);
+    out["distance"] = space_.node_distance(*node);
+    const Final& f = space_.finalize(*node);
+    out["final"] = f.ok ? py::object(final_out(*node, f)) : py::object(py::str(f.why));
+    py::list judged;
+    std::vector<Step> steps;
+    for (int k = 0; k < CONTRACT; ++k)
+      for (auto& s : space_.steps(*node, k)) steps.push_back(s);
+    for (auto& s : space_.closing_contractions(*node)) steps.push_back(s);
+    py::list closing;
+    for (auto& s : space_.closing_contractions(*node)) closing.append(step_out(s));
+    out["closing"] = closing;
+    for (auto h : extra) steps.push_back(step_in(h.cast<py::tuple>()));
+    for (const auto& s : steps) {
+      std::string why;
+      int dist;
+      NodeP child = space_.judge(*node, s, &why, &dist);
+      judged.append(py::make_tuple(step_out(s), child ? py::object(py::str(hex64(child->hash))) : py::none(), why,
+                                   dist));
+    }
+    out["steps"] = judged;
+    return out;
+  }
+
+ private:
+  size_t space_distance_memo() const { return const_cast<Space&>(space_).distance().memo_size(); }
+
+  int size_in(const py::handle& h) {
+    auto t = h.cast<py::tuple>();
+    return sizes_.intern(t[0].cast<int64_t>(), t[1].cast<int64_t>(), t[2].cast<std::vector<int>>());
+  }
+
+  std::vector<int> sizes_in(const py::handle& h) {
+    std::vector<int> out;
+    for (auto x : h.cast<py::list>()) out.push_back(size_in(x));
+    return out;
+  }
+
+  NativeSpec build_spec(const py::dict& d) {
+    NativeSpec s;
+    for (auto o : d["output"].cast<py::list>()) {
+      auto t = o.cast<py::tuple>();
+      s.output.push_back({size_in(t[0]), t[1].cast<bool>()});
+    }
+    s.input = sizes_in(d["input"]);
+    s.fixed = d["fixed"].cast<std::vector<std::pair<int, int>>>();
+    s.search_input = sizes_in(d["search_input"]);
+    s.block_sizes = sizes_in(d["block_sizes"]);
+    s.reduce_sizes = sizes_in(d["reduce_sizes"]);
+    s.stride_sizes = sizes_in(d["stride_sizes"]);
+    s.window_sizes = sizes_in(d["window_sizes"]);
+    s.allowance = d["allowance"].cast<std::vector<int>>();
+    s.max_depth = d["max_depth"].cast<int>();
+    s.max_weights = d["max_weights"].cast<int>();
+    s.max_reductions = d["max_reductions"].cast<int>();
+    s.max_shares = d["max_shares"].cast<int>();
+    s.strides = d["strides"].cast<bool>();
+    s.layers = d["layers"].cast<std::vector<int>>();
+    s.layer_names = d["layer_names"].cast<std::vector<std::string>>();
+    s.ref_flops = d["ref_flops"].cast<std::vector<int64_t>>();
+    s.ref_params = d["ref_params"].cast<std::vector<int64_t>>();
+    auto fl = d["flops"].cast<std::pair<double, double>>();
+    auto pa = d["params"].cast<std::pair<double, double>>();
+    s.flops_lo = fl.first, s.flops_hi = fl.second, s.params_lo = pa.first, s.params_hi = pa.second;
+    return s;
+  }
+
+  Step step_in(const py::tuple& t) {
+    Step s;
+    auto kind = t[0].cast<std::string>();
+    for (int k = 0; k < NKINDS; ++k)
+      if (kind == kind_name(k)) s.kind = k;
+    for (auto h : t[1].cast<py::list>()) s.dims.push_back(parse_hex(h.cast<std::string>()));
+    s.size = t[2].is_none() ? -1 : size_in(t[2]);
+    for (auto o : t[3].cast<py::list>()) s.outer.push_back(o.cast<bool>());
+    return s;
+  }
+
+  py::tuple step_out(const Step& s) const {
+    py::list dims, outer;
+    for (Hash h : s.dims) dims.append(hex64(h));
+    for (char o : s.outer) outer.append(static_cast<bool>(o));
+    return py::make_tuple(kind_name(s.kind), py::tuple(dims), s.size >= 0 ? py::object(py::str(sizes_[s.size].text))
+                                                                          : py::object(py::none()),
+                          py::tuple(outer));
+  }
+
+  py::list path_out(const std::vector<Step>& path) const {
+    py::list out;
+    for (const auto& s : path) out.append(step_out(s));
+    return out;
+  }
+
+  py::tuple final_out(const Node& node, const Final& f) const {
+    py::list texts, prims;
+    for (int s : node.sizes) texts.append(sizes_[s].text);
+    for (size_t i = 0; i < node.prims.size(); ++i) {
+      const Prim& p = node.prims[i];
+      int param = p.kind == P_SHARE ? f.share_number[i] : p.param;
+      prims.append(py::make_tuple(prim_name(p.kind), py::tuple(py::cast(p.tops)), py::tuple(py::cast(p.bottoms)),
+                                  param));
+    }
+    py::list weights;
+    for (const auto& w : f.weights) weights.append(py::tuple(py::cast(w)));
+    return py::make_tuple(hex64(node.hash), texts, prims, py::tuple(py::cast(f.inputs)), weights,
+                          py::tuple(py::cast(node.output)), py::tuple(py::cast(f.flops)),
+                          py::tuple(py::cast(f.params)));
+  }
+
+  NodeP replay(const py::list& path) {
+    NodeP node = space_.root();
+    for (auto h : path) {
+      Step s = step_in(h.cast<py::tuple>());
+      std::string why;
+      NodeP child = space_.judge(*node, s, &why);
+      if (!child) throw std::invalid_argument("the native space rejects a step of the path: " + why);
+      node = child;
+    }
+    return node;
+  }
+
+  SizeTable sizes_;
+  Space space_;
+  Sampler sampler_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_synth_native, m) {
+  m.doc() = "The native bottom-up search of syno_tvm.synth (see syno_tvm/synth/native.py)";
+  m.attr("RULE_NAMES") = rule_names();
+  m.def("blake2b64_hex", [](const std::string& text) { return hex64(blake2b64(text)); },
+        "BLAKE2b, 8-byte digest, as hex: the hash syno_tvm.ir.graph.digest uses");
+  py::class_<Engine>(m, "Engine")
+      .def(py::init<const py::dict&, const std::vector<std::string>&, uint64_t>())
+      .def("random_final", &Engine::random_final)
+      .def("sample", &Engine::sample, py::arg("n"), py::arg("seconds"))
+      .def("stats", &Engine::stats)
+      .def("report", &Engine::report, py::arg("path"), py::arg("extra") = py::list());
+}

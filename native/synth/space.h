@@ -1,0 +1,608 @@
+// The bottom-up space of syno_tvm/synth/space.py: candidate steps, the judge (depth, rules, shape distance),
+// apply, and Finalize with the FLOPs/params limits.  Same digests, same rules, same bound: a path the native
+// sampler takes is a path the Python space accepts, ending in the same operator (tests/test_synth_native.py).
+#pragma once
+
+#include <algorithm>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "distance.h"
+#include "plan.h"
+#include "rules.h"
+
+namespace syno {
+
+using NodeP = std::shared_ptr<const Node>;
+
+// Finalize's verdict: an operator (its tensors and limits figures) or why there is none.
+struct Final {
+  bool ok = false;
+  std::string why;
+  std::vector<int> inputs;                 // dims of the input tensor
+  std::vector<std::vector<int>> weights;   // dims of each weight, weights numbered by signature
+  std::vector<int> share_number;           // per prim: the renumbered weight of a Share (0 for others)
+  std::vector<int64_t> flops, params;      // per layer
+};
+
+class Space {
+ public:
+  Space(SizeTable& sizes, NativeSpec spec, const std::vector<std::string>& rules)
+      : sz_(sizes), spec_(std::move(spec)), dist_(sizes, spec_) {
+    for (const auto& r : rules) {
+      auto it = std::find(rule_names().begin(), rule_names().end(), r);
+      if (it == rule_names().end()) throw std::invalid_argument("unknown canonicalization rule '" + r + "'");
+      on_[it - rule_names().begin()] = true;
+    }
+    for (int k = 0; k < NKINDS; ++k)
+      for (int r = 0; r < NRULES; ++r)
+        if (on_[r] && rule_about(r, k)) rules_for_[k].push_back(r);
+    reduce_anywhere_ = !on_[R_REDUCE_FIRST];
+    reduce_sorted_ = on_[R_REDUCE_ORDER];
+    raw_ = on_[R_NO_EXPAND_OF_REDUCE];
+    input_sorted_ = spec_.search_input;
+    std::sort(input_sorted_.begin(), input_sorted_.end());
+  }
+
+  const NativeSpec& spec() const { return spec_; }
+  SizeTable& sizes() { return sz_; }
+  Distance& distance() { return dist_; }
+
+  NodeP root() const {
+    auto n = std::make_shared<Node>();
+    n->used.assign(sz_.nvars(), 0);
+    std::vector<char> fixed_out(spec_.output.size(), 0);
+    for (auto [i, o] : spec_.fixed) fixed_out[o] = 1;
+    for (size_t pos = 0; pos < spec_.output.size(); ++pos) {
+      int size = spec_.output[pos].size;
+      n->sizes.push_back(size);
+      n->output.push_back(static_cast<int>(pos));
+      if (fixed_out[pos]) continue;
+      Dim d;
+      d.id = static_cast<int>(pos);
+      d.size = size;
+      d.hash = dig("'out', " + std::to_string(pos) + ", " + q(sz_[size].text));
+      d.origin = O_OUT;
+      d.unordered = spec_.output[pos].unordered;
+      n->frontier.push_back(d);
+    }
+    n->compute_hash();
+    return n;
+  }
+
+  bool can_reduce(const Node& n) const { return n.only_reduces() || reduce_anywhere_; }
+  int remaining(const Node& n) const { return spec_.max_depth - n.depth; }
+  int reduce_floor(const Step& s) const { return reduce_sorted_ && s.kind == REDUCE ? s.size : -1; }
+  int node_distance(const Node& n) {
+    return dist_.of_node(n, can_reduce(n), n.has_last ? reduce_floor(n.last) : -1, raw_);
+  }
+
+  // ---- candidate steps (before rules and distance) ----------------------------------------------------------------
+  std::vector<Step> steps(const Node& node, int kind) {
+    std::vector<Step> out;
+    std::vector<const Dim*> uniq = unique_dims(node);
+    switch (kind) {
+      case REDUCE:
+        if (node.reductions < spec_.max_reductions)
+          for (int s : spec_.reduce_sizes)
+            if (allowance_ok(node, {s})) out.push_back(make(REDUCE, {}, s));
+        break;
+      case MERGE:
+        for (const Dim* d : uniq)
+          for (int b : blocks(d->size)) out.push_back(make(MERGE, {d->hash}, b));
+        break;
+      case SHIFT:
+      case EXPAND:
+        for (const Dim* d : uniq) out.push_back(make(kind, {d->hash}, -1));
+        break;
+      case STRIDE:
+        for (const Dim* d : uniq)
+          for (int s : spec_.stride_sizes) out.push_back(make(STRIDE, {d->hash}, s));
+        break;
+      case SPLIT: {
+        std::vector<std::pair<Hash, Hash>> seen;
+        for (size_t i = 0; i < node.frontier.size(); ++i)
+          for (size_t j = 0; j < node.frontier.size(); ++j) {
+            if (i == j) continue;
+            std::pair<Hash, Hash> p(node.frontier[i].hash, node.frontier[j].hash);
+            if (std::find(seen.begin(), seen.end(), p) != seen.end()) continue;
+            seen.push_back(p);
+            out.push_back(make(SPLIT, {p.first, p.second}, -1));
+          }
+        break;
+      }
+      case UNFOLD:
+        for (const Dim* m : uniq)
+          for (const Dim* w : uniq)
+            if (contains(spec_.window_sizes, w->size) && m != w && bigger(m->size, w->size))
+              out.push_back(make(UNFOLD, {m->hash, w->hash}, -1));
+        break;
+    }
+    return out;
+  }
+
+  // One random Contraction candidate, drawn as Python's random_contraction draws it; false when there is none.
+  template <class Rng>
+  bool random_contraction(const Node& node, Rng& rng, Step* out) {
+    int n = static_cast<int>(node.frontier.size());
+    int top = std::min(spec_.max_shares, n);
+    if (static_cast<int>(node.weights.size()) >= spec_.max_weights || top < 2) return false;
+    int count = 2 + pick(rng, top - 1);
+    std::vector<int> order(n);
+    for (int i = 0; i < n; ++i) order[i] = i;
+    for (int i = 0; i < count; ++i) std::swap(order[i], order[i + pick(rng, n - i)]);
+    std::vector<int> picked(order.begin(), order.begin() + count);
+    std::sort(picked.begin(), picked.end());
+    std::vector<char> outer(count);
+    for (int i = 0; i < count; ++i) outer[i] = uniform(rng) < 0.5;
+    outer[pick(rng, count)] = 0;
+    std::vector<std::pair<Hash, char>> pairs;
+    for (int i = 0; i < count; ++i) pairs.push_back({node.frontier[picked[i]].hash, outer[i]});
+    *out = contraction(node, pairs);
+    return allowance_ok(node, step_sizes(node, *out));
+  }
+
+  // The Contractions after which the frontier has exactly the input's sizes (Python's closing_contractions).
+  std::vector<Step> closing_contractions(const Node& node) {
+    std::vector<Step> out;
+    if (static_cast<int>(node.weights.size()) >= spec_.max_weights) return out;
+    std::vector<int> size_order;                 // sizes in order of first appearance
+    std::vector<std::vector<int>> by_size;       // frontier positions per size
+    for (size_t i = 0; i < node.frontier.size(); ++i) {
+      int s = node.frontier[i].size;
+      auto it = std::find(size_order.begin(), size_order.end(), s);
+      if (it == size_order.end()) {
+        size_order.push_back(s);
+        by_size.push_back({static_cast<int>(i)});
+      } else {
+        by_size[it - size_order.begin()].push_back(static_cast<int>(i));
+      }
+    }
+    for (int s : spec_.search_input)
+      if (!contains(size_order, s)) return out;
+    // per size: the ways to pick the dims that stay (kept, closed)
+    std::vector<std::vector<std::pair<std::vector<int>, std::vector<int>>>> choices;
+    for (size_t g = 0; g < size_order.size(); ++g) {
+      int want = static_cast<int>(std::count(spec_.search_input.begin(), spec_.search_input.end(), size_order[g]));
+      const auto& dims = by_size[g];
+      if (want > static_cast<int>(dims.size())) return out;
+      std::vector<std::pair<std::vector<int>, std::vector<int>>> ways;
+      for (const auto& keep : combinations(dims, want)) {
+        bool disc = false;
+        for (int i : keep) disc = disc || node.frontier[i].discarding;
+        if (disc) continue;
+        std::vector<int> gone;
+        for (int i : dims)
+          if (!contains(keep, i)) gone.push_back(i);
+        ways.push_back({keep, gone});
+      }
+      choices.push_back(std::move(ways));
+    }
+    std::vector<size_t> idx(choices.size(), 0);
+    for (const auto& c : choices)
+      if (c.empty()) return out;
+    while (true) {
+      std::vector<int> keep, closed;
+      for (size_t g = 0; g < choices.size(); ++g) {
+        const auto& [k, c] = choices[g][idx[g]];
+        keep.insert(keep.end(), k.begin(), k.end());
+        closed.insert(closed.end(), c.begin(), c.end());
+      }
+      for (int r = 1; r <= static_cast<int>(keep.size()); ++r) {
+        int total = static_cast<int>(closed.size()) + r;
+        if (total < 2 || total > spec_.max_shares) continue;
+        for (const auto& inner : combinations(keep, r)) {
+          std::vector<std::pair<Hash, char>> pairs;
+          for (int i : inner) pairs.push_back({node.frontier[i].hash, 0});
+          for (int i : closed) pairs.push_back({node.frontier[i].hash, 1});
+          Step st = contraction(node, pairs);
+          if (allowance_ok(node, step_sizes(node, st)) && std::find(out.begin(), out.end(), st) == out.end())
+            out.push_back(std::move(st));
+        }
+      }
+      size_t g = 0;  // odometer over the product of choices
+      while (g < idx.size() && ++idx[g] == choices[g].size()) idx[g++] = 0;
+      if (g == idx.size()) break;
+    }
+    return out;
+  }
+
+  // ---- judging and applying ----------------------------------------------------------------------------------------
+  // The child if the step is canonical and its distance fits the depth left; else null and the reason.
+  NodeP judge(const Node& node, const Step& step, std::string* why = nullptr, int* dist_out = nullptr) {
+    if (dist_out) *dist_out = UNREACHABLE;
+    if (node.depth >= spec_.max_depth) {
+      if (why) *why = "limit depth " + std::to_string(spec_.max_depth);
+      return nullptr;
+    }
+    for (int r : rules_for_[step.kind])
+      if (!rule_allows(r, sz_, spec_, node, step)) {
+        if (why) *why = "rule " + rule_names()[r];
+        return nullptr;
+      }
+    int dist = dist_.of_step(node, step, (node.only_reduces() && step.kind == REDUCE) || reduce_anywhere_,
+                             reduce_floor(step), raw_);
+    if (dist_out) *dist_out = dist;
+    int left = remaining(node) - 1;
+    if (dist > left) {
+      if (why) *why = "shape distance " + (dist < UNREACHABLE ? std::to_string(dist) : std::string("unreachable")) +
+                      " > depth left " + std::to_string(left);
+      return nullptr;
+    }
+    if (why) why->clear();
+    return apply(node, step);
+  }
+
+  NodeP apply(const Node& node, const Step& step) {
+    auto n = std::make_shared<Node>();
+    n->sizes = node.sizes;
+    n->prims = node.prims;
+    n->output = node.output;
+    n->frontier = node.frontier;
+    n->weights = node.weights;
+    n->expands = node.expands;
+    n->used = node.used;
+    auto take = [&](Hash h) {
+      for (auto it = n->frontier.begin(); it != n->frontier.end(); ++it)
+        if (it->hash == h) {
+          Dim d = *it;
+          n->frontier.erase(it);
+          return d;
+        }
+      throw std::invalid_argument("a step refers to a dim that is not on the frontier");
+    };
+    auto add = [&](int size, Hash h, Origin origin, bool keep = true) -> Dim& {
+      n->sizes.push_back(size);
+      scratch_ = Dim();
+      scratch_.id = static_cast<int>(n->sizes.size()) - 1;
+      scratch_.size = size;
+      scratch_.hash = h;
+      scratch_.origin = origin;
+      if (keep) {
+        n->frontier.push_back(scratch_);
+        return n->frontier.back();
+      }
+      return scratch_;
+    };
+    auto count = [&](int size) {
+      for (int v = 0; v < sz_.nvars(); ++v)
+        if (sz_.is_primary(v)) n->used[v] += sz_[size].pw[v];
+    };
+    const std::string& size_text = step.size >= 0 ? sz_[step.size].text : empty_;
+    switch (step.kind) {
+      case REDUCE: {
+        Dim& r = add(step.size, dig("'reduce', " + q(size_text)), O_REDUCE);
+        r.summed = 0;
+        n->prims.push_back({P_REDUCE, {r.id}, {}, 0});
+        count(step.size);
+        break;
+      }
+      case MERGE: {
+        Dim d = take(step.dims[0]);
+        int t0id, t1id;
+        for (int minor = 0; minor < 2; ++minor) {
+          int size = minor ? step.size : sz_.combine(d.size, step.size, true);
+          Dim& t = add(size, merge_top_hash(d.hash, minor, size_text), minor ? O_MERGE1 : O_MERGE0);
+          set_below(t, {d.hash});
+          t.unordered = d.unordered;
+          t.discarding = d.discarding;
+          t.block = step.size;
+          (minor ? t1id : t0id) = t.id;
+        }
+        n->prims.push_back({P_MERGE, {t0id, t1id}, {d.id}, 0});
+        break;
+      }
+      case SPLIT: {
+        Dim a = take(step.dims[0]), b = take(step.dims[1]);
+        Dim& t = add(sz_.combine(a.size, b.size, false), dig("'split', " + qh(a.hash) + ", " + qh(b.hash)), O_SPLIT);
+        set_below(t, {a.hash, b.hash});
+        t.unordered = a.unordered && b.unordered;
+        t.discarding = a.discarding || b.discarding;
+        t.block = b.size;
+        n->prims.push_back({P_SPLIT, {t.id}, {a.id, b.id}, 0});
+        break;
+      }
+      case SHIFT: {
+        Dim d = take(step.dims[0]);
+        Dim& t = add(d.size, dig("'shift', " + qh(d.hash)), O_SHIFT);
+        set_below(t, {d.hash});
+        t.unordered = d.unordered;
+        t.discarding = d.discarding;
+        n->prims.push_back({P_SHIFT, {t.id}, {d.id}, 1});
+        break;
+      }
+      case STRIDE: {
+        Dim d = take(step.dims[0]);
+        Dim& t = add(sz_.combine(d.size, step.size, false), dig("'stride', " + qh(d.hash) + ", " + q(size_text)),
+                     O_STRIDE);
+        set_below(t, {d.hash});
+        t.unordered = d.unordered;
+        t.discarding = true;
+        n->prims.push_back({P_STRIDE, {t.id}, {d.id}, 0});
+        break;
+      }
+      case UNFOLD: {
+        Dim m = take(step.dims[0]), w = take(step.dims[1]);
+        Dim& t = add(m.size, dig("'unfold', " + qh(m.hash) + ", " + qh(w.hash)), O_UNFOLD);
+        set_below(t, {m.hash, w.hash});
+        t.unordered = m.unordered;
+        t.window = w.size;
+        n->prims.push_back({P_UNFOLD, {t.id}, {m.id, w.id}, 0});
+        break;
+      }
+      case EXPAND: {
+        Dim d = take(step.dims[0]);
+        n->prims.push_back({P_EXPAND, {}, {d.id}, 0});
+        n->expands.push_back(dig("'expand', " + qh(d.hash)));
+        break;
+      }
+      case CONTRACT: {
+        std::vector<Dim> sel;
+        for (Hash h : step.dims) sel.push_back(take(h));
+        std::vector<std::pair<Hash, char>> pairs;
+        for (size_t k = 0; k < sel.size(); ++k) pairs.push_back({sel[k].hash, step.outer[k]});
+        std::sort(pairs.begin(), pairs.end());
+        std::string text = "'weight', [";
+        for (size_t k = 0; k < pairs.size(); ++k)
+          text += (k ? ", [" : "[") + qh(pairs[k].first) + ", " + (pairs[k].second ? "True]" : "False]");
+        Hash sig = dig(text + "]");
+        int ordinal = static_cast<int>(n->weights.size()) + 1;
+        Weight w;
+        w.sig = sig;
+        w.touched = step.dims;
+        w.outer = step.outer;
+        for (size_t k = 0; k < sel.size(); ++k) {
+          const Dim& d = sel[k];
+          bool o = step.outer[k];
+          int wid = add(d.size, dig("'wdim', " + qh(d.hash) + ", " + qh(sig)), O_WEIGHT, false).id;
+          Hash wh = scratch_.hash;
+          Dim& t = add(d.size, dig("'share', " + qh(d.hash) + ", " + qh(sig)), O_SHARE, !o);
+          set_below(t, {d.hash});
+          t.unordered = d.unordered;
+          t.discarding = d.discarding;
+          t.summed = d.summed >= 0 ? d.summed + 1 : -1;
+          int tid = t.id;
+          Hash th = t.hash;
+          n->prims.push_back({P_SHARE, {tid, wid}, {d.id}, ordinal});
+          if (o) {
+            n->prims.push_back({P_EXPAND, {}, {tid}, 0});
+            n->expands.push_back(dig("'expand', " + qh(th)));
+          }
+          w.dims.push_back({wid, wh});
+          w.tops.push_back(o ? 0 : th);
+          count(d.size);
+        }
+        n->weights.push_back(std::move(w));
+        break;
+      }
+      default:
+        throw std::invalid_argument("unknown step kind");
+    }
+    n->depth = node.depth + 1;
+    n->reductions = node.reductions + (step.kind == REDUCE);
+    n->has_last = true;
+    n->last = step;
+    n->compute_hash();
+    return n;
+  }
+
+  // ---- finals ------------------------------------------------------------------------------------------------------
+  const Final& finalize(const Node& node) {
+    auto it = finals_.find(node.hash);
+    if (it != finals_.end()) return it->second;
+    return finals_.emplace(node.hash, make_final(node)).first->second;
+  }
+
+  size_t finals_cached() const { return finals_.size(); }
+
+ private:
+  static void set_below(Dim& d, std::initializer_list<Hash> hs) {
+    d.nbelow = 0;
+    for (Hash h : hs) d.below[d.nbelow++] = h;
+  }
+
+  static Step make(int kind, std::vector<Hash> dims, int size) {
+    Step s;
+    s.kind = kind;
+    s.dims = std::move(dims);
+    s.size = size;
+    return s;
+  }
+
+  // A Contraction step with its (hash, outer) pairs in sorted order, as Python builds them.
+  static Step contraction(const Node&, std::vector<std::pair<Hash, char>> pairs) {
+    std::sort(pairs.begin(), pairs.end());
+    Step s;
+    s.kind = CONTRACT;
+    for (auto [h, o] : pairs) {
+      s.dims.push_back(h);
+      s.outer.push_back(o);
+    }
+    return s;
+  }
+
+  static std::vector<int> step_sizes(const Node& node, const Step& s) {
+    std::vector<int> out;
+    for (Hash h : s.dims) out.push_back(node.dim(h).size);
+    return out;
+  }
+
+  static std::vector<std::vector<int>> combinations(const std::vector<int>& xs, int r) {
+    std::vector<std::vector<int>> out;
+    int n = static_cast<int>(xs.size());
+    if (r > n) return out;
+    std::vector<int> idx(r);
+    for (int i = 0; i < r; ++i) idx[i] = i;
+    while (true) {
+      std::vector<int> c;
+      for (int i : idx) c.push_back(xs[i]);
+      out.push_back(std::move(c));
+      int i = r - 1;
+      while (i >= 0 && idx[i] == n - r + i) --i;
+      if (i < 0) break;
+      ++idx[i];
+      for (int j = i + 1; j < r; ++j) idx[j] = idx[j - 1] + 1;
+    }
+    return out;
+  }
+
+  template <class Rng>
+  static double uniform(Rng& rng) {
+    return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
+  }
+  template <class Rng>
+  static int pick(Rng& rng, int n) {
+    return static_cast<int>(uniform(rng) * n);
+  }
+
+ public:
+  template <class Rng>
+  static int draw(Rng& rng, int n) { return pick(rng, n); }
+  template <class Rng>
+  static double draw_unit(Rng& rng) { return uniform(rng); }
+
+ private:
+  std::vector<const Dim*> unique_dims(const Node& node) const {
+    std::vector<const Dim*> out;  // first-appearance order, the last dim of each hash (Python's by_hash)
+    for (const auto& d : node.frontier) {
+      bool seen = false;
+      for (auto& p : out)
+        if (p->hash == d.hash) {
+          p = &d;
+          seen = true;
+        }
+      if (!seen) out.push_back(&d);
+    }
+    return out;
+  }
+
+  const std::vector<int>& blocks(int size) {
+    auto it = blocks_.find(size);
+    if (it != blocks_.end()) return it->second;
+    std::vector<int> out;
+    for (int b : spec_.block_sizes)
+      if (b != size && sz_[sz_.combine(size, b, true)].valid) out.push_back(b);
+    return blocks_[size] = out;
+  }
+
+  bool bigger(int main, int window) const {
+    for (int b = 0; b < sz_.nbindings(); ++b)
+      if (!(sz_[main].value[b] > sz_[window].value[b])) return false;
+    return true;
+  }
+
+  bool allowance_ok(const Node& node, const std::vector<int>& sizes) const {
+    std::vector<int> used = node.used;
+    for (int s : sizes)
+      for (int v = 0; v < sz_.nvars(); ++v)
+        if (sz_.is_primary(v) && sz_[s].pw[v]) {
+          used[v] += sz_[s].pw[v];
+          if (used[v] > spec_.allowance[v]) return false;
+        }
+    return true;
+  }
+
+  Final make_final(const Node& node) {
+    Final f;
+    std::vector<int> have;
+    bool disc = false;
+    for (const auto& d : node.frontier) {
+      have.push_back(d.size);
+      disc = disc || d.discarding;
+    }
+    std::sort(have.begin(), have.end());
+    if (have != input_sorted_ || disc) {
+      f.why = "the frontier is not the input's dims";
+      return f;
+    }
+    if (node.weights.empty()) {
+      f.why = "limit weights: an operator needs at least one weight to learn";
+      return f;
+    }
+    std::vector<Dim> free(node.frontier);
+    for (size_t pos = 0; pos < spec_.input.size(); ++pos) {
+      int fixed_out = -1;
+      for (auto [i, o] : spec_.fixed)
+        if (i == static_cast<int>(pos)) fixed_out = o;
+      if (fixed_out >= 0) {
+        f.inputs.push_back(node.output[fixed_out]);
+        continue;
+      }
+      for (auto it = free.begin(); it != free.end(); ++it)
+        if (it->size == spec_.input[pos]) {
+          f.inputs.push_back(it->id);
+          free.erase(it);
+          break;
+        }
+    }
+    int nw = static_cast<int>(node.weights.size());
+    std::vector<int> order(nw);
+    for (int i = 0; i < nw; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int b) { return node.weights[a].sig < node.weights[b].sig; });
+    std::vector<int> number(nw + 1);
+    for (int rank = 0; rank < nw; ++rank) number[order[rank] + 1] = rank + 1;
+    for (const auto& p : node.prims) f.share_number.push_back(p.kind == P_SHARE ? number[p.param] : 0);
+    for (int i : order) {
+      auto dims = node.weights[i].dims;
+      std::sort(dims.begin(), dims.end(), [](const auto& a, const auto& b) {
+        return a.second != b.second ? a.second < b.second : a.first < b.first;
+      });
+      std::vector<int> ids;
+      for (auto [id, h] : dims) ids.push_back(id);
+      f.weights.push_back(std::move(ids));
+    }
+    // limits, in every layer
+    PlanGraph g;
+    g.ndims = static_cast<int>(node.sizes.size());
+    for (const auto& p : node.prims) g.prims.push_back({p.kind, p.tops, p.bottoms});
+    g.tensors.push_back(f.inputs);
+    for (const auto& w : f.weights) g.tensors.push_back(w);
+    g.output = node.output;
+    std::vector<std::vector<int64_t>> per_binding;
+    for (int b : spec_.layers) {
+      std::vector<int64_t> dims;
+      for (int s : node.sizes) dims.push_back(sz_[s].value[b]);
+      per_binding.push_back(std::move(dims));
+    }
+    std::vector<int64_t> flops = plan_flops(g, per_binding);
+    for (size_t l = 0; l < spec_.layers.size(); ++l) {
+      int64_t params = 0;
+      for (const auto& w : f.weights) {
+        int64_t p = 1;
+        for (int d : w) p *= per_binding[l][d];
+        params += p;
+      }
+      double rf = static_cast<double>(spec_.ref_flops[l]), rp = static_cast<double>(spec_.ref_params[l]);
+      if (!(spec_.flops_lo * rf <= static_cast<double>(flops[l]) && static_cast<double>(flops[l]) <= spec_.flops_hi * rf)) {
+        f.why = "limit flops in layer " + spec_.layer_names[l];
+        return f;
+      }
+      if (!(spec_.params_lo * rp <= static_cast<double>(params) && static_cast<double>(params) <= spec_.params_hi * rp)) {
+        f.why = "limit params in layer " + spec_.layer_names[l];
+        return f;
+      }
+      f.flops.push_back(flops[l]);
+      f.params.push_back(params);
+    }
+    f.ok = true;
+    return f;
+  }
+
+  SizeTable& sz_;
+  NativeSpec spec_;
+  Distance dist_;
+  bool on_[NRULES] = {};
+  std::vector<int> rules_for_[NKINDS];
+  bool reduce_anywhere_ = false, reduce_sorted_ = false, raw_ = false;
+  std::vector<int> input_sorted_;
+  std::unordered_map<int, std::vector<int>> blocks_;
+  std::unordered_map<Hash, Final> finals_;
+  Dim scratch_;
+  std::string empty_;
+};
+
+}  // namespace syno

@@ -1,0 +1,121 @@
+// Frontier dims, steps, weights and nodes: the values of syno_tvm/synth/state.py, with the same digests.
+//
+// A hash is the 8-byte BLAKE2b of the same text Python hashes (repr of a list), read big-endian, so that ordering
+// hashes orders their hex texts as Python does.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "blake2b.h"
+#include "sizes.h"
+
+namespace syno {
+
+using Hash = uint64_t;
+
+// Step kinds in the order of Python's STEP_KINDS.
+enum Kind : int { REDUCE = 0, MERGE, SPLIT, SHIFT, STRIDE, UNFOLD, EXPAND, CONTRACT, NKINDS };
+inline const char* kind_name(int k) {
+  static const char* names[] = {"reduce", "merge", "split", "shift", "stride", "unfold", "expand", "contract"};
+  return names[k];
+}
+
+enum Origin : int { O_OUT, O_REDUCE, O_MERGE0, O_MERGE1, O_SPLIT, O_SHIFT, O_STRIDE, O_UNFOLD, O_SHARE, O_WEIGHT };
+
+// ---- digests: Python's digest(*parts) hashes repr(list of parts), sizes by their text ----------------------------
+inline std::string q(const std::string& s) { return "'" + s + "'"; }
+inline std::string qh(Hash h) { return "'" + hex64(h) + "'"; }
+inline Hash dig(const std::string& inner) { return blake2b64("[" + inner + "]"); }
+inline Hash merge_top_hash(Hash bottom, bool minor, const std::string& block) {
+  return dig("'merge', " + qh(bottom) + ", " + (minor ? "1" : "0") + ", " + q(block));
+}
+
+struct Dim {
+  int id = 0;
+  int size = 0;
+  Hash hash = 0;
+  Origin origin = O_OUT;
+  Hash below[2] = {0, 0};
+  int nbelow = 0;
+  bool unordered = false;
+  bool discarding = false;
+  int window = -1;  // an Unfold top's window size
+  int summed = -1;  // Reduce dims and Shares' tops on them: weights reading it so far
+  int block = -1;   // a Merge top's block, a Split top's minor size
+};
+
+struct Step {
+  int kind = REDUCE;
+  std::vector<Hash> dims;
+  int size = -1;
+  std::vector<char> outer;
+
+  bool operator==(const Step& o) const {
+    return kind == o.kind && size == o.size && dims == o.dims && outer == o.outer;
+  }
+};
+
+struct StepHasher {
+  size_t operator()(const Step& s) const {
+    uint64_t h = static_cast<uint64_t>(s.kind) * 0x9e3779b97f4a7c15ULL ^ static_cast<uint64_t>(s.size + 7);
+    for (Hash d : s.dims) h = (h ^ d) * 0x100000001b3ULL;
+    for (char o : s.outer) h = (h ^ static_cast<uint64_t>(o)) * 0x100000001b3ULL;
+    return static_cast<size_t>(h);
+  }
+};
+
+struct Weight {
+  Hash sig = 0;
+  std::vector<std::pair<int, Hash>> dims;  // (dim id, hash)
+  std::vector<Hash> touched;
+  std::vector<char> outer;
+  std::vector<Hash> tops;  // 0 where the Share was outer (Python's '')
+};
+
+struct Prim {
+  int kind;  // plan.h's PrimKind
+  std::vector<int> tops, bottoms;
+  int param = 0;
+};
+
+struct Node {
+  std::vector<int> sizes;
+  std::vector<Prim> prims;
+  std::vector<int> output;
+  std::vector<Dim> frontier;
+  std::vector<Weight> weights;
+  std::vector<Hash> expands;
+  int depth = 0;
+  int reductions = 0;
+  std::vector<int> used;  // per variable: primaries introduced by Reduces and selected dims
+  bool has_last = false;
+  Step last;
+  Hash hash = 0;
+
+  const Dim& dim(Hash h) const {
+    for (auto it = frontier.rbegin(); it != frontier.rend(); ++it)  // Python's by_hash keeps the last one
+      if (it->hash == h) return *it;
+    throw std::logic_error("a step refers to a dim that is not on the frontier");
+  }
+  bool only_reduces() const { return depth == reductions; }
+
+  void compute_hash() {
+    std::vector<Hash> f, w, e(expands);
+    for (const auto& d : frontier) f.push_back(d.hash);
+    for (const auto& x : weights) w.push_back(x.sig);
+    std::sort(f.begin(), f.end());
+    std::sort(w.begin(), w.end());
+    std::sort(e.begin(), e.end());
+    auto list = [](const std::vector<Hash>& hs) {
+      std::string s = "[";
+      for (size_t i = 0; i < hs.size(); ++i) s += (i ? ", " : "") + qh(hs[i]);
+      return s + "]";
+    };
+    hash = dig(list(f) + ", " + list(w) + ", " + list(e));
+  }
+};
+
+}  // namespace syno
