@@ -16,12 +16,65 @@ namespace syno {
 
 constexpr int UNREACHABLE = 1000000;
 
-struct KeyHasher {
-  size_t operator()(const std::vector<int>& k) const {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (int x : k) h = (h ^ static_cast<uint32_t>(x)) * 0x100000001b3ULL;
-    return static_cast<size_t>(h);
+// The memo of the bound: keys are short arrays of small ints (tokens, allowance used, counts), stored back to back
+// in one arena with open addressing over them.  A node-based map keyed by vectors spent most of the search's time
+// in allocation and pointer chasing.
+class Memo {
+ public:
+  Memo() : slots_(1 << 16) {}
+
+  // The value stored for key[0..len), or -1.
+  int find(const uint16_t* key, int len, uint64_t h) const {
+    for (size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      const Slot& s = slots_[i];
+      if (s.len < 0) return -1;
+      if (s.hash == h && s.len == len && std::equal(key, key + len, arena_.data() + s.off)) return s.value;
+    }
   }
+
+  void insert(const uint16_t* key, int len, uint64_t h, int value) {
+    if (2 * (count_ + 1) > slots_.size()) grow();
+    Slot s{h, static_cast<uint32_t>(arena_.size()), len, value};
+    arena_.insert(arena_.end(), key, key + len);
+    place(s);
+    ++count_;
+  }
+
+  size_t size() const { return count_; }
+
+  static uint64_t hash(const uint16_t* key, int len) {
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ static_cast<uint64_t>(len);
+    for (int i = 0; i < len; ++i) {
+      h = (h ^ key[i]) * 0xff51afd7ed558ccdULL;
+      h ^= h >> 32;
+    }
+    return h ^ (h >> 29);
+  }
+
+ private:
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t off = 0;
+    int len = -1;  // -1: empty
+    int value = 0;
+  };
+
+  void place(const Slot& s) {
+    size_t i = s.hash & (slots_.size() - 1);
+    while (slots_[i].len >= 0) i = (i + 1) & (slots_.size() - 1);
+    slots_[i] = s;
+  }
+
+  void grow() {
+    std::vector<Slot> old(2 * slots_.size());
+    old.swap(slots_);
+    for (const Slot& s : old)
+      if (s.len >= 0) place(s);
+  }
+
+  std::vector<Slot> slots_;
+  std::vector<uint16_t> arena_;
+  size_t count_ = 0;
 };
 
 // A product of sizes: a reduced rational factor and summed powers.
@@ -59,22 +112,21 @@ class Distance {
 
   // The bound for a node (can_reduce, floor: as in Python; floor -1 for any).
   int of_node(const Node& node, bool can_reduce, int floor, bool raw) {
-    std::vector<int> tokens;
+    Tokens tokens;
     for (const auto& d : node.frontier) tokens.push_back(token(d, raw));
-    return memo(std::move(tokens), node.used, static_cast<int>(node.weights.size()), node.reductions, can_reduce,
-                floor);
+    return memo(tokens, node.used, static_cast<int>(node.weights.size()), node.reductions, can_reduce, floor);
   }
 
   // The bound for the child that `step` leads to, from the sizes it creates and consumes alone.
   int of_step(const Node& node, const Step& step, bool can_reduce, int floor, bool raw) {
-    std::vector<int> tokens;
-    tokens.reserve(node.frontier.size() + 2);
+    Tokens tokens;
     for (const auto& d : node.frontier) tokens.push_back(token(d, raw));
-    std::vector<int> used = node.used;
+    used_ = node.used;
+    std::vector<int>& used = used_;
     int weights = static_cast<int>(node.weights.size()), reductions = node.reductions;
     auto take = [&](Hash h) {
       int t = token(node.dim(h), raw);
-      tokens.erase(std::find(tokens.begin(), tokens.end(), t));
+      tokens.remove(t);
       return std::pair<int, int>(t >> 2, t & 1);
     };
     auto count = [&](int size) {
@@ -129,26 +181,46 @@ class Distance {
         break;
       }
     }
-    return memo(std::move(tokens), used, weights, reductions, can_reduce, floor);
+    return memo(tokens, used, weights, reductions, can_reduce, floor);
   }
 
   size_t memo_size() const { return memo_.size(); }
 
  private:
-  int memo(std::vector<int> tokens, const std::vector<int>& used, int weights, int reductions, bool can_reduce,
-           int floor) {
-    std::sort(tokens.begin(), tokens.end());
-    std::vector<int> key(tokens);
-    key.push_back(-1);
-    key.insert(key.end(), used.begin(), used.end());
-    key.push_back(weights);
-    key.push_back(reductions);
-    key.push_back(can_reduce);
-    key.push_back(floor);
-    auto it = memo_.find(key);
-    if (it != memo_.end()) return it->second;
-    int out = compute(tokens, used, weights, reductions, can_reduce, floor);
-    memo_.emplace(std::move(key), out);
+  // Frontier tokens of one node or child, in a fixed buffer (the bound is asked for every candidate step).
+  struct Tokens {
+    int v[64];
+    int n = 0;
+    void push_back(int t) {
+      if (n == 64) throw std::length_error("a frontier of more than 64 dims");
+      v[n++] = t;
+    }
+    void remove(int t) {
+      int i = static_cast<int>(std::find(v, v + n, t) - v);
+      std::copy(v + i + 1, v + n, v + i);
+      --n;
+    }
+  };
+
+  int memo(Tokens& tokens, const std::vector<int>& used, int weights, int reductions, bool can_reduce, int floor) {
+    std::sort(tokens.v, tokens.v + tokens.n);
+    uint16_t key[128];
+    int len = 0;
+    auto put = [&](int x) {
+      if (x < 0 || x > 0xffff || len == 128) throw std::overflow_error("a shape-distance key outside its buffer");
+      key[len++] = static_cast<uint16_t>(x);
+    };
+    for (int i = 0; i < tokens.n; ++i) put(tokens.v[i]);
+    for (int u : used) put(u);  // fixed length: the token count is implied by the key's length
+    put(weights);
+    put(reductions);
+    put(can_reduce);
+    put(floor + 1);
+    uint64_t h = Memo::hash(key, len);
+    int out = memo_.find(key, len, h);
+    if (out >= 0) return out;
+    out = compute(std::vector<int>(tokens.v, tokens.v + tokens.n), used, weights, reductions, can_reduce, floor);
+    memo_.insert(key, len, h, out);
     return out;
   }
 
@@ -396,7 +468,8 @@ class Distance {
   std::map<int, int> want_count_;
   Product want_product_;
   std::vector<int> reduces_;
-  std::unordered_map<std::vector<int>, int, KeyHasher> memo_;
+  Memo memo_;
+  std::vector<int> used_;  // scratch for of_step
 };
 
 }  // namespace syno

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <chrono>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -61,7 +62,7 @@ class Engine {
     out["nodes"] = s.nodes;
     out["dead"] = s.dead;
     out["finals"] = s.finals;
-    out["rejected"] = s.rejected;
+    out["rejected"] = s.rejected_by_reason();
     out["memo"] = space_distance_memo();
     return out;
   }
@@ -84,11 +85,10 @@ class Engine {
     out["closing"] = closing;
     for (auto h : extra) steps.push_back(step_in(h.cast<py::tuple>()));
     for (const auto& s : steps) {
-      std::string why;
-      int dist;
-      NodeP child = space_.judge(*node, s, &why, &dist);
-      judged.append(py::make_tuple(step_out(s), child ? py::object(py::str(hex64(child->hash))) : py::none(), why,
-                                   dist));
+      Verdict v;
+      NodeP child = space_.judge(*node, s, &v);
+      judged.append(py::make_tuple(step_out(s), child ? py::object(py::str(hex64(child->hash))) : py::none(),
+                                   space_.why(*node, v), v.dist));
     }
     out["steps"] = judged;
     return out;
@@ -169,8 +169,10 @@ class Engine {
     for (size_t i = 0; i < node.prims.size(); ++i) {
       const Prim& p = node.prims[i];
       int param = p.kind == P_SHARE ? f.share_number[i] : p.param;
-      prims.append(py::make_tuple(prim_name(p.kind), py::tuple(py::cast(p.tops)), py::tuple(py::cast(p.bottoms)),
-                                  param));
+      py::list tops, bottoms;
+      for (int d : p.tops) tops.append(d);
+      for (int d : p.bottoms) bottoms.append(d);
+      prims.append(py::make_tuple(prim_name(p.kind), py::tuple(tops), py::tuple(bottoms), param));
     }
     py::list weights;
     for (const auto& w : f.weights) weights.append(py::tuple(py::cast(w)));
@@ -183,9 +185,9 @@ class Engine {
     NodeP node = space_.root();
     for (auto h : path) {
       Step s = step_in(h.cast<py::tuple>());
-      std::string why;
-      NodeP child = space_.judge(*node, s, &why);
-      if (!child) throw std::invalid_argument("the native space rejects a step of the path: " + why);
+      Verdict v;
+      NodeP child = space_.judge(*node, s, &v);
+      if (!child) throw std::invalid_argument("the native space rejects a step of the path: " + space_.why(*node, v));
       node = child;
     }
     return node;
@@ -203,6 +205,22 @@ PYBIND11_MODULE(_synth_native, m) {
   m.attr("RULE_NAMES") = rule_names();
   m.def("blake2b64_hex", [](const std::string& text) { return hex64(blake2b64(text)); },
         "BLAKE2b, 8-byte digest, as hex: the hash syno_tvm.ir.graph.digest uses");
+  m.def(
+      "plan_flops",
+      [](int ndims, const std::vector<std::tuple<std::string, std::vector<int>, std::vector<int>>>& prims,
+         const std::vector<std::vector<int>>& tensors, const std::vector<int>& output,
+         const std::vector<std::vector<int64_t>>& sizes) {
+        PlanGraph g{ndims, {}, tensors, output};
+        for (const auto& [kind, tops, bottoms] : prims) {
+          int k = -1;
+          for (int i = 0; i <= P_SHARE; ++i)
+            if (kind == prim_name(i)) k = i;
+          if (k < 0) throw std::invalid_argument("unknown primitive '" + kind + "'");
+          g.prims.push_back({k, tops, bottoms});
+        }
+        return plan_flops(g, sizes);
+      },
+      "FLOPs of the cheapest staging (syno_tvm.lower.order.plan(...).flops) under each binding's dim sizes");
   py::class_<Engine>(m, "Engine")
       .def(py::init<const py::dict&, const std::vector<std::string>&, uint64_t>())
       .def("random_final", &Engine::random_final)

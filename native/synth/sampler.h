@@ -38,8 +38,19 @@ struct Entry {
 };
 
 struct SamplerStats {
+  static constexpr int RULES_AT = Verdict::DISTANCE + 1;
   int64_t nodes = 0, dead = 0, finals = 0;
-  std::map<std::string, int64_t> rejected;
+  int64_t rejected[RULES_AT + NRULES] = {};  // per reason code; rule r's at RULES_AT + r
+
+  // Rejections by the first two words of Python's reason ("rule no_double_shift", "shape distance", ...).
+  std::map<std::string, int64_t> rejected_by_reason() const {
+    std::map<std::string, int64_t> out;
+    if (rejected[Verdict::DEPTH]) out["limit depth"] = rejected[Verdict::DEPTH];
+    if (rejected[Verdict::DISTANCE]) out["shape distance"] = rejected[Verdict::DISTANCE];
+    for (int r = 0; r < NRULES; ++r)
+      if (rejected[RULES_AT + r]) out["rule " + rule_names()[r]] = rejected[RULES_AT + r];
+    return out;
+  }
 };
 
 struct Drawn {
@@ -144,12 +155,9 @@ class Sampler {
   }
 
   NodeP judge(const Node& node, const Step& step) {
-    NodeP child = space_.judge(node, step, &why_);
-    if (!child) {
-      size_t cut = why_.find(' ');
-      cut = cut == std::string::npos ? cut : why_.find(' ', cut + 1);
-      stats_.rejected[why_.substr(0, cut)] += 1;
-    }
+    Verdict v;
+    NodeP child = space_.judge(node, step, &v);
+    if (!child) stats_.rejected[v.reason == Verdict::RULE ? SamplerStats::RULES_AT + v.rule : v.reason] += 1;
     return child;
   }
 
@@ -188,7 +196,6 @@ class Sampler {
   int max_restarts_, backtracks_;
   std::unordered_map<Hash, Entry> entries_;
   SamplerStats stats_;
-  std::string why_;
 };
 
 }  // namespace syno

@@ -26,6 +26,44 @@ struct SizeRec {
   bool valid = false;                // Spec.valid
 };
 
+// uint64 -> non-negative int with open addressing: the size products are looked up for most candidate steps.
+class FlatMap {
+ public:
+  FlatMap() : keys_(1024, EMPTY), values_(1024) {}
+  int find(uint64_t key) const {
+    for (size_t i = mix(key) & (keys_.size() - 1);; i = (i + 1) & (keys_.size() - 1)) {
+      if (keys_[i] == key) return values_[i];
+      if (keys_[i] == EMPTY) return -1;
+    }
+  }
+  void insert(uint64_t key, int value) {
+    if (2 * (count_ + 1) > keys_.size()) {
+      std::vector<uint64_t> keys(2 * keys_.size(), EMPTY);
+      std::vector<int> values(keys.size());
+      keys.swap(keys_);
+      values.swap(values_);
+      count_ = 0;
+      for (size_t i = 0; i < keys.size(); ++i)
+        if (keys[i] != EMPTY) insert(keys[i], values[i]);
+    }
+    size_t i = mix(key) & (keys_.size() - 1);
+    while (keys_[i] != EMPTY && keys_[i] != key) i = (i + 1) & (keys_.size() - 1);
+    count_ += keys_[i] == EMPTY;
+    keys_[i] = key;
+    values_[i] = value;
+  }
+
+ private:
+  static constexpr uint64_t EMPTY = ~0ULL;
+  static uint64_t mix(uint64_t x) {
+    x = (x ^ (x >> 31)) * 0x7fb5d329728ea185ULL;
+    return x ^ (x >> 27);
+  }
+  std::vector<uint64_t> keys_;
+  std::vector<int> values_;
+  size_t count_ = 0;
+};
+
 class SizeTable {
  public:
   // names: all variables in name order; primary: per variable; bindings: per binding, per variable a value;
@@ -77,13 +115,14 @@ class SizeTable {
   // a * b, or a / b when divide (cached on the ids: the search combines the same sizes over and over)
   int combine(int a, int b, bool divide) {
     uint64_t key = (static_cast<uint64_t>(a) << 33) | (static_cast<uint64_t>(b) << 1) | divide;
-    auto it = products_.find(key);
-    if (it != products_.end()) return it->second;
+    int found = products_.find(key);
+    if (found >= 0) return found;
     const SizeRec &x = recs_[a], &y = recs_[b];
     std::vector<int> pw(x.pw);
     for (int v = 0; v < nvars(); ++v) pw[v] += divide ? -y.pw[v] : y.pw[v];
     int id = divide ? intern(x.num * y.den, x.den * y.num, pw) : intern(x.num * y.num, x.den * y.den, pw);
-    return products_[key] = id;
+    products_.insert(key, id);
+    return id;
   }
 
   // Python's size_key: (number of powers, text)
@@ -126,7 +165,7 @@ class SizeTable {
   int probe_;
   std::vector<SizeRec> recs_;
   std::unordered_map<std::string, int> ids_;
-  std::unordered_map<uint64_t, int> products_;
+  FlatMap products_;
 };
 
 }  // namespace syno

@@ -18,6 +18,13 @@ namespace syno {
 
 using NodeP = std::shared_ptr<const Node>;
 
+struct Verdict {
+  enum Reason : int { OK, DEPTH, RULE, DISTANCE };
+  int reason = OK;
+  int rule = -1;
+  int dist = UNREACHABLE;
+};
+
 // Finalize's verdict: an operator (its tensors and limits figures) or why there is none.
 struct Final {
   bool ok = false;
@@ -32,6 +39,9 @@ class Space {
  public:
   Space(SizeTable& sizes, NativeSpec spec, const std::vector<std::string>& rules)
       : sz_(sizes), spec_(std::move(spec)), dist_(sizes, spec_) {
+    if (spec_.max_shares > MAX_SHARES)
+      throw std::invalid_argument("the native search supports at most " + std::to_string(MAX_SHARES) +
+                                  " Shares per Contraction; lower the spec's shares or use the Python sampler");
     for (const auto& r : rules) {
       auto it = std::find(rule_names().begin(), rule_names().end(), r);
       if (it == rule_names().end()) throw std::invalid_argument("unknown canonicalization rule '" + r + "'");
@@ -211,29 +221,41 @@ class Space {
   }
 
   // ---- judging and applying ----------------------------------------------------------------------------------------
-  // The child if the step is canonical and its distance fits the depth left; else null and the reason.
-  NodeP judge(const Node& node, const Step& step, std::string* why = nullptr, int* dist_out = nullptr) {
-    if (dist_out) *dist_out = UNREACHABLE;
+  // The child if the step is canonical and its distance fits the depth left; else null, and `verdict` says why
+  // (a code, not a text: most candidate steps are rejected, and formatting reasons cost more than judging).
+  NodeP judge(const Node& node, const Step& step, Verdict* verdict = nullptr) {
+    Verdict v;
+    NodeP out;
     if (node.depth >= spec_.max_depth) {
-      if (why) *why = "limit depth " + std::to_string(spec_.max_depth);
-      return nullptr;
-    }
-    for (int r : rules_for_[step.kind])
-      if (!rule_allows(r, sz_, spec_, node, step)) {
-        if (why) *why = "rule " + rule_names()[r];
-        return nullptr;
+      v.reason = Verdict::DEPTH;
+    } else {
+      for (int r : rules_for_[step.kind])
+        if (!rule_allows(r, sz_, spec_, node, step)) {
+          v.reason = Verdict::RULE;
+          v.rule = r;
+          break;
+        }
+      if (v.reason == Verdict::OK) {
+        v.dist = dist_.of_step(node, step, (node.only_reduces() && step.kind == REDUCE) || reduce_anywhere_,
+                               reduce_floor(step), raw_);
+        if (v.dist > remaining(node) - 1) v.reason = Verdict::DISTANCE;
+        else out = apply(node, step);
       }
-    int dist = dist_.of_step(node, step, (node.only_reduces() && step.kind == REDUCE) || reduce_anywhere_,
-                             reduce_floor(step), raw_);
-    if (dist_out) *dist_out = dist;
-    int left = remaining(node) - 1;
-    if (dist > left) {
-      if (why) *why = "shape distance " + (dist < UNREACHABLE ? std::to_string(dist) : std::string("unreachable")) +
-                      " > depth left " + std::to_string(left);
-      return nullptr;
     }
-    if (why) why->clear();
-    return apply(node, step);
+    if (verdict) *verdict = v;
+    return out;
+  }
+
+  // Python's reason text for a verdict (Space._judge).
+  std::string why(const Node& node, const Verdict& v) const {
+    switch (v.reason) {
+      case Verdict::DEPTH: return "limit depth " + std::to_string(spec_.max_depth);
+      case Verdict::RULE: return "rule " + rule_names()[v.rule];
+      case Verdict::DISTANCE:
+        return "shape distance " + (v.dist < UNREACHABLE ? std::to_string(v.dist) : std::string("unreachable")) +
+               " > depth left " + std::to_string(remaining(node) - 1);
+    }
+    return "";
   }
 
   NodeP apply(const Node& node, const Step& step) {
@@ -352,8 +374,8 @@ class Space {
         int ordinal = static_cast<int>(n->weights.size()) + 1;
         Weight w;
         w.sig = sig;
-        w.touched = step.dims;
-        w.outer = step.outer;
+        w.touched.assign(step.dims.begin(), step.dims.end());
+        w.outer.assign(step.outer.begin(), step.outer.end());
         for (size_t k = 0; k < sel.size(); ++k) {
           const Dim& d = sel[k];
           bool o = step.outer[k];
@@ -404,10 +426,10 @@ class Space {
     for (Hash h : hs) d.below[d.nbelow++] = h;
   }
 
-  static Step make(int kind, std::vector<Hash> dims, int size) {
+  static Step make(int kind, std::initializer_list<Hash> dims, int size) {
     Step s;
     s.kind = kind;
-    s.dims = std::move(dims);
+    s.dims = Small<Hash, MAX_SHARES>(dims);
     s.size = size;
     return s;
   }
@@ -558,7 +580,8 @@ class Space {
     // limits, in every layer
     PlanGraph g;
     g.ndims = static_cast<int>(node.sizes.size());
-    for (const auto& p : node.prims) g.prims.push_back({p.kind, p.tops, p.bottoms});
+    for (const auto& p : node.prims)
+      g.prims.push_back({p.kind, {p.tops.begin(), p.tops.end()}, {p.bottoms.begin(), p.bottoms.end()}});
     g.tensors.push_back(f.inputs);
     for (const auto& w : f.weights) g.tensors.push_back(w);
     g.output = node.output;

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -47,11 +49,37 @@ struct Dim {
   int block = -1;   // a Merge top's block, a Split top's minor size
 };
 
+// A fixed-capacity vector: steps and prims are copied and compared millions of times per run, and heap storage made
+// allocation the largest cost of the search.
+template <class T, int N>
+struct Small {
+  T v[N];
+  uint8_t n = 0;
+
+  Small() = default;
+  Small(std::initializer_list<T> xs) {
+    for (const T& x : xs) push_back(x);
+  }
+  void push_back(T x) {
+    if (n == N) throw std::length_error("more items than the native search supports (" + std::to_string(N) + ")");
+    v[n++] = x;
+  }
+  size_t size() const { return n; }
+  bool empty() const { return n == 0; }
+  T& operator[](size_t i) { return v[i]; }
+  const T& operator[](size_t i) const { return v[i]; }
+  const T* begin() const { return v; }
+  const T* end() const { return v + n; }
+  bool operator==(const Small& o) const { return n == o.n && std::equal(v, v + n, o.v); }
+};
+
+constexpr int MAX_SHARES = 8;  // Shares per Contraction the native search supports (the spec default is 6)
+
 struct Step {
   int kind = REDUCE;
-  std::vector<Hash> dims;
+  Small<Hash, MAX_SHARES> dims;
   int size = -1;
-  std::vector<char> outer;
+  Small<char, MAX_SHARES> outer;
 
   bool operator==(const Step& o) const {
     return kind == o.kind && size == o.size && dims == o.dims && outer == o.outer;
@@ -77,7 +105,7 @@ struct Weight {
 
 struct Prim {
   int kind;  // plan.h's PrimKind
-  std::vector<int> tops, bottoms;
+  Small<int, 2> tops, bottoms;
   int param = 0;
 };
 
