@@ -4,7 +4,7 @@ from setuptools import find_packages, setup
 # The native bottom-up search (native/synth/*.h): the same space as syno_tvm/synth/*.py, 50-100x faster; the
 # Python space stays the reference that tests replay every native final through.
 native = Pybind11Extension("syno_tvm._synth_native", ["native/synth/module.cc"], cxx_std=17,
-                           include_dirs=["native/synth"], extra_compile_args=["-O2"])
+                           include_dirs=["native/synth"], extra_compile_args=["-O3"])
 
 setup(
     name="syno-tvm",

@@ -78,16 +78,22 @@ class Memo {
 };
 
 // A product of sizes: a reduced rational factor and summed powers.
+constexpr int MAX_VARS = 16;  // variables of one spec the native search supports
+
 struct Product {
   i128 num = 1, den = 1;
-  std::vector<int> pw;
-  bool operator==(const Product& o) const { return num == o.num && den == o.den && pw == o.pw; }
+  int pw[MAX_VARS] = {};
+  bool operator==(const Product& o) const {
+    return num == o.num && den == o.den && std::equal(pw, pw + MAX_VARS, o.pw);
+  }
 };
 
 class Distance {
  public:
   Distance(SizeTable& sizes, const NativeSpec& spec) : sz_(sizes), spec_(spec) {
     int nv = sizes.nvars();
+    if (nv > MAX_VARS)
+      throw std::invalid_argument("the native search supports at most " + std::to_string(MAX_VARS) + " variables");
     input_primary_.assign(nv, 0);
     for (int s : spec.search_input)
       for (int v = 0; v < nv; ++v)
@@ -187,6 +193,30 @@ class Distance {
   size_t memo_size() const { return memo_.size(); }
 
  private:
+  // A small set of ints (sizes, variables) without heap storage: the bound is computed ~100 times per final.
+  struct Ints {
+    int v[64];
+    int n = 0;
+    void push_back(int x) {
+      if (n == 64) throw std::length_error("more than 64 dims in a shape-distance term");
+      v[n++] = x;
+    }
+    int operator[](int i) const { return v[i]; }
+    const int* begin() const { return v; }
+    const int* end() const { return v + n; }
+    bool empty() const { return n == 0; }
+  };
+
+  // The Reduce sizes not below `floor` in size order (all for -1), cached per floor.
+  const std::vector<int>& reduces_from(int floor) {
+    auto it = floors_.find(floor);
+    if (it != floors_.end()) return it->second;
+    std::vector<int> out;
+    for (int s : reduces_)
+      if (floor < 0 || !sz_.key_less(s, floor)) out.push_back(s);
+    return floors_[floor] = out;
+  }
+
   // Frontier tokens of one node or child, in a fixed buffer (the bound is asked for every candidate step).
   struct Tokens {
     int v[64];
@@ -219,21 +249,24 @@ class Distance {
     uint64_t h = Memo::hash(key, len);
     int out = memo_.find(key, len, h);
     if (out >= 0) return out;
-    out = compute(std::vector<int>(tokens.v, tokens.v + tokens.n), used, weights, reductions, can_reduce, floor);
+    out = compute(tokens, used, weights, reductions, can_reduce, floor);
     memo_.insert(key, len, h, out);
     return out;
   }
 
-  Product product(const std::vector<int>& ids) const {
+  template <class Ids>
+  Product product(const Ids& ids) const {
     Product p;
-    p.pw.assign(sz_.nvars(), 0);
     for (int s : ids) {
-      p.num *= sz_[s].num;
-      p.den *= sz_[s].den;
-      i128 g = gcd(p.num, p.den);
-      p.num /= g;
-      p.den /= g;
-      for (int v = 0; v < sz_.nvars(); ++v) p.pw[v] += sz_[s].pw[v];
+      const SizeRec& r = sz_[s];
+      if (r.num != 1 || r.den != 1) {  // most sizes are pure monomials: skip the 128-bit gcd
+        p.num *= r.num;
+        p.den *= r.den;
+        i128 g = gcd(p.num, p.den);
+        p.num /= g;
+        p.den /= g;
+      }
+      for (int v = 0; v < sz_.nvars(); ++v) p.pw[v] += r.pw[v];
     }
     return p;
   }
@@ -270,21 +303,18 @@ class Distance {
     return true;
   }
 
-  int compute(const std::vector<int>& tokens, const std::vector<int>& used, int n_weights, int reductions,
-              bool can_reduce, int floor) {
-    int n = static_cast<int>(tokens.size());
-    std::vector<int> have(n);
-    std::vector<char> disc(n), raw(n);
+  int compute(const Tokens& tokens, const std::vector<int>& used, int n_weights, int reductions, bool can_reduce,
+              int floor) {
+    int n = tokens.n;
+    Ints have;
+    char disc[64], raw[64];
     for (int k = 0; k < n; ++k) {
-      have[k] = tokens[k] >> 2;
-      disc[k] = tokens[k] & 1;
-      raw[k] = (tokens[k] >> 1) & 1;
+      have.push_back(tokens.v[k] >> 2);
+      disc[k] = tokens.v[k] & 1;
+      raw[k] = (tokens.v[k] >> 1) & 1;
     }
     int weights_left = spec_.max_weights - n_weights;
-    std::vector<int> reduces;
-    if (can_reduce && reductions < spec_.max_reductions)
-      for (int s : reduces_)
-        if (floor < 0 || !sz_.key_less(s, floor)) reduces.push_back(s);
+    const std::vector<int>& reduces = can_reduce && reductions < spec_.max_reductions ? reduces_from(floor) : none_;
     bool reduce_left = !reduces.empty();
 
     bool surplus = false;
@@ -332,8 +362,8 @@ class Distance {
     return false;
   }
 
-  bool shareable_pair(const std::vector<int>& have, const std::vector<int>& used) const {
-    int n = static_cast<int>(have.size());
+  bool shareable_pair(const Ints& have, const std::vector<int>& used) const {
+    int n = have.n;
     for (int a = 0; a < n; ++a)
       for (int b = a + 1; b < n; ++b) {
         bool ok = true;
@@ -347,11 +377,11 @@ class Distance {
     return false;
   }
 
-  int group_steps(const std::vector<int>& have, const std::vector<char>& disc, const std::vector<char>& raw,
-                  int weights_left, bool owe_weight, bool can_reduce) const {
+  int group_steps(const Ints& have, const char* disc, const char* raw, int weights_left, bool owe_weight,
+                  bool can_reduce) const {
     int nv = sz_.nvars();
-    std::vector<int> parent(nv);
-    std::iota(parent.begin(), parent.end(), 0);
+    int parent[MAX_VARS];
+    std::iota(parent, parent + nv, 0);
     auto find = [&](int p) {
       while (parent[p] != p) p = parent[p];
       return p;
@@ -363,8 +393,8 @@ class Distance {
     };
     int free = 0, raw_free = 0;
     bool foreign = false;
-    std::vector<int> groups;
-    for (size_t k = 0; k < have.size(); ++k) {
+    Ints groups;
+    for (int k = 0; k < have.n; ++k) {
       int s = have[k];
       bool f = is_foreign(s);
       if (f || disc[k] || !has_inputs(s)) {
@@ -379,12 +409,12 @@ class Distance {
       }
     }
     int tree = 0, peel = 0, mismatch = 0, surplus = 0;
-    std::vector<char> seen_root(nv, 0);
+    char seen_root[MAX_VARS] = {};
     for (int p0 : primaries_) {
       int root = find(p0);
       if (seen_root[root]) continue;
       seen_root[root] = 1;
-      std::vector<int> members, f, want;
+      Ints members, f, want;
       for (int p : primaries_)
         if (find(p) == root) members.push_back(p);
       for (int s : groups)
@@ -407,7 +437,7 @@ class Distance {
         if (can_reduce) continue;
         return UNREACHABLE;
       }
-      tree += static_cast<int>(f.size() + want.size()) - 2;
+      tree += f.n + want.n - 2;
       Product fp = product(f), wp = product(want);
       bool pos = false, nonzero = false;
       for (int v = 0; v < nv; ++v) {
@@ -469,6 +499,8 @@ class Distance {
   Product want_product_;
   std::vector<int> reduces_;
   Memo memo_;
+  std::unordered_map<int, std::vector<int>> floors_;
+  const std::vector<int> none_;
   std::vector<int> used_;  // scratch for of_step
 };
 
