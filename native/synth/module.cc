@@ -40,7 +40,7 @@ class Engine {
   py::object random_final() {
     Drawn drawn;
     if (!sampler_.random_final(&drawn)) return py::none();
-    return py::make_tuple(path_out(drawn.path), final_out(*drawn.node, *drawn.final));
+    return py::make_tuple(path_out(drawn.path), final_out(*drawn.final));
   }
 
   // Up to n finals within `seconds` (the benchmark's loop without a Python call per final).
@@ -51,7 +51,7 @@ class Engine {
     for (int i = 0; i < n; ++i) {
       double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (spent >= seconds || !sampler_.random_final(&drawn)) break;
-      out.append(py::make_tuple(path_out(drawn.path), final_out(*drawn.node, *drawn.final)));
+      out.append(py::make_tuple(path_out(drawn.path), final_out(*drawn.final)));
     }
     return out;
   }
@@ -73,8 +73,8 @@ class Engine {
     py::dict out;
     out["hash"] = hex64(node->hash);
     out["distance"] = space_.node_distance(*node);
-    const Final& f = space_.finalize(*node);
-    out["final"] = f.ok ? py::object(final_out(*node, f)) : py::object(py::str(f.why));
+    const Final& f = space_.finalize(node);
+    out["final"] = f.ok ? py::object(final_out(f)) : py::object(py::str(f.why));
     py::list judged;
     std::vector<Step> steps;
     for (int k = 0; k < CONTRACT; ++k)
@@ -134,6 +134,9 @@ class Engine {
     auto fl = d["flops"].cast<std::pair<double, double>>();
     auto pa = d["params"].cast<std::pair<double, double>>();
     s.flops_lo = fl.first, s.flops_hi = fl.second, s.params_lo = pa.first, s.params_hi = pa.second;
+    s.reference = d["reference"].cast<std::string>();
+    s.flops_text = d["flops_text"].cast<std::string>();
+    s.params_text = d["params_text"].cast<std::string>();
     return s;
   }
 
@@ -163,7 +166,8 @@ class Engine {
     return out;
   }
 
-  py::tuple final_out(const Node& node, const Final& f) const {
+  py::tuple final_out(const Final& f) const {
+    const Node& node = *f.node;
     py::list texts, prims;
     for (int s : node.sizes) texts.append(sizes_[s].text);
     for (size_t i = 0; i < node.prims.size(); ++i) {

@@ -73,7 +73,7 @@ class Sampler {
     int backtracks = 0, restarts = 0;
     while (!path.empty()) {
       NodeP node = path.back().first;
-      Entry& e = entry(*node);
+      Entry& e = entry(node);
       int nkinds = static_cast<int>(e.pending.size()) + (e.final ? 1 : 0);
       if (!nkinds) {
         e.exhausted = true;
@@ -96,7 +96,7 @@ class Sampler {
         out->path.clear();
         for (size_t k = 1; k < path.size(); ++k) out->path.push_back(path[k].second);
         out->node = node;
-        out->final = &space_.finalize(*node);
+        out->final = &space_.finalize(node);
         return true;
       }
       if (kind == CONTRACT && !e.listed) {
@@ -128,7 +128,8 @@ class Sampler {
   }
 
  private:
-  Entry& entry(const Node& node) {
+  Entry& entry(const NodeP& ptr) {
+    const Node& node = *ptr;
     auto it = entries_.find(node.hash);
     if (it != entries_.end()) return it->second;
     Entry e;
@@ -144,7 +145,7 @@ class Sampler {
     } else if (static_cast<int>(node.weights.size()) < space_.spec().max_weights && node.frontier.size() >= 2) {
       e.pending.push_back({CONTRACT, {Step()}});  // a placeholder: Contractions are drawn, not listed
     }
-    e.final = space_.finalize(node).ok;
+    e.final = space_.finalize(ptr).ok;
     stats_.nodes += 1;
     return entries_.emplace(node.hash, std::move(e)).first->second;
   }

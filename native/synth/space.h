@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdio>
 #include <memory>
 #include <random>
 #include <string>
@@ -29,6 +30,7 @@ struct Verdict {
 struct Final {
   bool ok = false;
   std::string why;
+  NodeP node;                              // the node it was made from: its dim ids are the ones below
   std::vector<int> inputs;                 // dims of the input tensor
   std::vector<std::vector<int>> weights;   // dims of each weight, weights numbered by signature
   std::vector<int> share_number;           // per prim: the renumbered weight of a Share (0 for others)
@@ -412,15 +414,25 @@ class Space {
   }
 
   // ---- finals ------------------------------------------------------------------------------------------------------
-  const Final& finalize(const Node& node) {
-    auto it = finals_.find(node.hash);
+  // Cached per node hash, as Python's: a node reached again by another path (other dim ids, same operator) gets
+  // the Final of the first one, which carries that node so that ids and dims stay together.
+  const Final& finalize(const NodeP& node) {
+    auto it = finals_.find(node->hash);
     if (it != finals_.end()) return it->second;
-    return finals_.emplace(node.hash, make_final(node)).first->second;
+    Final f = make_final(*node);
+    f.node = node;
+    return finals_.emplace(node->hash, std::move(f)).first->second;
   }
 
   size_t finals_cached() const { return finals_.size(); }
 
  private:
+  static std::string g3(double x) {  // Python's format(x, ".3g")
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", x);
+    return buf;
+  }
+
   static void set_below(Dim& d, std::initializer_list<Hash> hs) {
     d.nbelow = 0;
     for (Hash h : hs) d.below[d.nbelow++] = h;
@@ -600,12 +612,15 @@ class Space {
         params += p;
       }
       double rf = static_cast<double>(spec_.ref_flops[l]), rp = static_cast<double>(spec_.ref_params[l]);
-      if (!(spec_.flops_lo * rf <= static_cast<double>(flops[l]) && static_cast<double>(flops[l]) <= spec_.flops_hi * rf)) {
-        f.why = "limit flops in layer " + spec_.layer_names[l];
+      double fl = static_cast<double>(flops[l]), pa = static_cast<double>(params);
+      if (!(spec_.flops_lo * rf <= fl && fl <= spec_.flops_hi * rf)) {
+        f.why = "limit flops: " + g3(fl / rf) + "x the " + spec_.reference + " FLOPs in layer " + spec_.layer_names[l] +
+                ", outside " + spec_.flops_text;
         return f;
       }
-      if (!(spec_.params_lo * rp <= static_cast<double>(params) && static_cast<double>(params) <= spec_.params_hi * rp)) {
-        f.why = "limit params in layer " + spec_.layer_names[l];
+      if (!(spec_.params_lo * rp <= pa && pa <= spec_.params_hi * rp)) {
+        f.why = "limit params: " + g3(pa / rp) + "x the " + spec_.reference + " parameters in layer " +
+                spec_.layer_names[l] + ", outside " + spec_.params_text;
         return f;
       }
       f.flops.push_back(flops[l]);

@@ -28,6 +28,7 @@ struct NativeSpec {
   std::vector<int64_t> ref_flops, ref_params;  // the reference operator's, per layer
   double flops_lo = 0, flops_hi = 1.5, params_lo = 0, params_hi = 1.5;
   std::string reference;
+  std::string flops_text, params_text;        // the ranges as Python prints them, for the limits' reasons
 };
 
 }  // namespace syno

@@ -58,7 +58,8 @@ def spec_data(space: Space) -> dict[str, Any]:
         "max_shares": spec.max_shares, "strides": bool(spec.strides),
         "layers": list(range(len(spec.layer_bindings))), "layer_names": list(spec.layer_bindings),
         "ref_flops": [f for f, _ in reference], "ref_params": [p for _, p in reference],
-        "flops": tuple(spec.flops), "params": tuple(spec.params),
+        "flops": tuple(spec.flops), "params": tuple(spec.params), "reference": spec.reference,
+        "flops_text": f"[{spec.flops[0]}, {spec.flops[1]}]", "params_text": f"[{spec.params[0]}, {spec.params[1]}]",
     }
 
 
