@@ -95,12 +95,12 @@ class Space {
   // ---- candidate steps (before rules and distance) ----------------------------------------------------------------
   std::vector<Step> steps(const Node& node, int kind) {
     std::vector<Step> out;
-    std::vector<const Dim*> uniq = unique_dims(node);
+    std::vector<const Dim*>& uniq = unique_dims(node);
     switch (kind) {
       case REDUCE:
         if (node.reductions < spec_.max_reductions)
           for (int s : spec_.reduce_sizes)
-            if (allowance_ok(node, {s})) out.push_back(make(REDUCE, {}, s));
+            if (allowance_ok(node, &s, 1)) out.push_back(make(REDUCE, {}, s));
         break;
       case MERGE:
         for (const Dim* d : uniq)
@@ -154,7 +154,7 @@ class Space {
     std::vector<std::pair<Hash, char>> pairs;
     for (int i = 0; i < count; ++i) pairs.push_back({node.frontier[picked[i]].hash, outer[i]});
     *out = contraction(node, pairs);
-    return allowance_ok(node, step_sizes(node, *out));
+    return step_allowance_ok(node, *out);
   }
 
   // The Contractions after which the frontier has exactly the input's sizes (Python's closing_contractions).
@@ -211,7 +211,7 @@ class Space {
           for (int i : inner) pairs.push_back({node.frontier[i].hash, 0});
           for (int i : closed) pairs.push_back({node.frontier[i].hash, 1});
           Step st = contraction(node, pairs);
-          if (allowance_ok(node, step_sizes(node, st)) && std::find(out.begin(), out.end(), st) == out.end())
+          if (step_allowance_ok(node, st) && std::find(out.begin(), out.end(), st) == out.end())
             out.push_back(std::move(st));
         }
       }
@@ -458,10 +458,10 @@ class Space {
     return s;
   }
 
-  static std::vector<int> step_sizes(const Node& node, const Step& s) {
-    std::vector<int> out;
-    for (Hash h : s.dims) out.push_back(node.dim(h).size);
-    return out;
+  bool step_allowance_ok(const Node& node, const Step& s) const {
+    int sizes[MAX_SHARES];
+    for (size_t k = 0; k < s.dims.size(); ++k) sizes[k] = node.dim(s.dims[k]).size;
+    return allowance_ok(node, sizes, static_cast<int>(s.dims.size()));
   }
 
   static std::vector<std::vector<int>> combinations(const std::vector<int>& xs, int r) {
@@ -499,8 +499,9 @@ class Space {
   static double draw_unit(Rng& rng) { return uniform(rng); }
 
  private:
-  std::vector<const Dim*> unique_dims(const Node& node) const {
-    std::vector<const Dim*> out;  // first-appearance order, the last dim of each hash (Python's by_hash)
+  std::vector<const Dim*>& unique_dims(const Node& node) {
+    std::vector<const Dim*>& out = uniq_;  // first-appearance order, the last dim of each hash (Python's by_hash)
+    out.clear();
     for (const auto& d : node.frontier) {
       bool seen = false;
       for (auto& p : out)
@@ -528,12 +529,14 @@ class Space {
     return true;
   }
 
-  bool allowance_ok(const Node& node, const std::vector<int>& sizes) const {
-    std::vector<int> used = node.used;
-    for (int s : sizes)
+  // Primary variables introduced by Reduces and selected dims stay within their allowance.
+  bool allowance_ok(const Node& node, const int* sizes, int n) const {
+    int used[MAX_VARS];
+    std::copy(node.used.begin(), node.used.end(), used);
+    for (int i = 0; i < n; ++i)
       for (int v = 0; v < sz_.nvars(); ++v)
-        if (sz_.is_primary(v) && sz_[s].pw[v]) {
-          used[v] += sz_[s].pw[v];
+        if (sz_.is_primary(v) && sz_[sizes[i]].pw[v]) {
+          used[v] += sz_[sizes[i]].pw[v];
           if (used[v] > spec_.allowance[v]) return false;
         }
     return true;
@@ -640,6 +643,7 @@ class Space {
   std::unordered_map<int, std::vector<int>> blocks_;
   std::unordered_map<Hash, Final> finals_;
   Dim scratch_;
+  std::vector<const Dim*> uniq_;  // scratch for steps()
   std::string empty_;
 };
 
