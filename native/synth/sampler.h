@@ -13,17 +13,28 @@
 namespace syno {
 
 constexpr int CONTRACT_MISSES = 12;
-constexpr int FINALIZE = NKINDS;  // the pseudo-kind "return this final"
+constexpr Hash REJECTED = 1;  // an Item's child hash once the judge rejected it (a real hash is 1 in 2^64)
 
+// A step still on offer at a node: a candidate record (a listed closing Contraction: its index in Entry::closing),
+// and once judged and accepted, its child's hash.  Children are rebuilt when a descent enters them rather than
+// kept: a long run judges millions of them, and nodes are the bulk of the memory.
+struct Item {
+  Cand cand;
+  int closing = -1;
+  Hash child = 0;  // 0: not judged yet
+};
+
+// What is left to try below one node.  Freed as soon as the node is exhausted: a long run enters millions of nodes.
 struct Entry {
-  std::vector<std::pair<int, std::vector<Step>>> pending;  // per kind, in Python's dict order
+  std::vector<std::pair<int, std::vector<Item>>> pending;  // per kind, in Python's dict order
+  std::vector<Step> closing;                               // listed closing Contractions (one step before the limit)
+  std::vector<std::pair<Step, Hash>> contract_ok;          // drawn Contractions with a live child (its hash)
+  bool draws = false;                                      // Contractions are drawn at random here
   bool final = false;
-  std::unordered_map<Step, NodeP, StepHasher> children;
-  std::vector<Step> contract_ok;
   int contract_misses = 0;
-  bool exhausted = false, has_final = false, listed = false;
+  bool exhausted = false, has_final = false;
 
-  std::vector<Step>* steps_of(int kind) {
+  std::vector<Item>* items_of(int kind) {
     for (auto& [k, v] : pending)
       if (k == kind) return &v;
     return nullptr;
@@ -34,6 +45,11 @@ struct Entry {
         pending.erase(it);
         return;
       }
+  }
+  void release() {
+    decltype(pending)().swap(pending);
+    decltype(closing)().swap(closing);
+    decltype(contract_ok)().swap(contract_ok);
   }
 };
 
@@ -74,9 +90,10 @@ class Sampler {
     while (!path.empty()) {
       NodeP node = path.back().first;
       Entry& e = entry(node);
-      int nkinds = static_cast<int>(e.pending.size()) + (e.final ? 1 : 0);
+      int nkinds = static_cast<int>(e.pending.size()) + e.draws + (e.final ? 1 : 0);
       if (!nkinds) {
         e.exhausted = true;
+        e.release();
         if (!e.has_final) stats_.dead += 1;
         path.pop_back();
         backtracks += 1;
@@ -87,9 +104,10 @@ class Sampler {
         }
         continue;
       }
+      // the kinds on offer, in Python's order: listed kinds, then drawn Contractions, then Finalize
       int i = Space::draw(rng_, nkinds);
-      int kind = i < static_cast<int>(e.pending.size()) ? e.pending[i].first : FINALIZE;
-      if (kind == FINALIZE) {
+      int npend = static_cast<int>(e.pending.size());
+      if (i >= npend + e.draws) {
         e.final = false;
         for (auto& [n, s] : path) entries_[n->hash].has_final = true;
         stats_.finals += 1;
@@ -99,30 +117,28 @@ class Sampler {
         out->final = &space_.finalize(node);
         return true;
       }
-      if (kind == CONTRACT && !e.listed) {
+      if (i == npend) {
         contraction(node, e, path);
         continue;
       }
-      std::vector<Step>& steps = *e.steps_of(kind);
-      int j = Space::draw(rng_, static_cast<int>(steps.size()));
-      Step step = steps[j];
+      int kind = e.pending[i].first;
+      std::vector<Item>& items = e.pending[i].second;
+      int j = Space::draw(rng_, static_cast<int>(items.size()));
+      Item& item = items[j];
+      Step step = item.closing >= 0 ? e.closing[item.closing] : Space::step_of(item.cand);
       NodeP child;
-      auto it = e.children.find(step);
-      if (it != e.children.end()) {
-        child = it->second;
-      } else {
+      if (!item.child) {
         child = judge(*node, step);
-        if (child) e.children.emplace(step, child);
+        item.child = child ? child->hash : REJECTED;
       }
-      const Entry* ce = child ? find(child->hash) : nullptr;
-      if (!child || (ce && ce->exhausted)) {
-        steps[j] = steps.back();
-        steps.pop_back();
-        if (steps.empty()) e.drop(kind);
-        e.children.erase(step);
+      const Entry* ce = item.child != REJECTED ? find(item.child) : nullptr;
+      if (item.child == REJECTED || (ce && ce->exhausted)) {
+        items[j] = items.back();
+        items.pop_back();
+        if (items.empty()) e.drop(kind);
         continue;
       }
-      path.push_back({child, step});
+      path.push_back({child ? child : space_.apply(*node, step), step});
     }
     return false;
   }
@@ -133,17 +149,26 @@ class Sampler {
     auto it = entries_.find(node.hash);
     if (it != entries_.end()) return it->second;
     Entry e;
+    std::vector<Item> items;
     for (int k = 0; k < CONTRACT; ++k) {
       if (k == REDUCE && !space_.can_reduce(node)) continue;
-      auto steps = space_.steps(node, k);
-      if (!steps.empty()) e.pending.push_back({k, std::move(steps)});
+      cands_.clear();
+      space_.candidates(node, k, cands_);
+      if (cands_.empty()) continue;
+      items.clear();
+      for (const Cand& c : cands_) items.push_back({c, -1, 0});
+      e.pending.push_back({k, items});
     }
-    e.listed = space_.remaining(node) == 1;
-    if (e.listed) {
-      auto steps = space_.closing_contractions(node);
-      if (!steps.empty()) e.pending.push_back({CONTRACT, std::move(steps)});
-    } else if (static_cast<int>(node.weights.size()) < space_.spec().max_weights && node.frontier.size() >= 2) {
-      e.pending.push_back({CONTRACT, {Step()}});  // a placeholder: Contractions are drawn, not listed
+    if (space_.remaining(node) == 1) {
+      e.closing = space_.closing_contractions(node);
+      if (!e.closing.empty()) {
+        items.clear();
+        for (size_t c = 0; c < e.closing.size(); ++c)
+          items.push_back({Cand{CONTRACT, -1, 0, 0}, static_cast<int>(c), 0});
+        e.pending.push_back({CONTRACT, items});
+      }
+    } else {
+      e.draws = static_cast<int>(node.weights.size()) < space_.spec().max_weights && node.frontier.size() >= 2;
     }
     e.final = space_.finalize(ptr).ok;
     stats_.nodes += 1;
@@ -165,30 +190,30 @@ class Sampler {
   void contraction(const NodeP& node, Entry& e, std::vector<std::pair<NodeP, Step>>& path) {
     if (!e.contract_ok.empty() && Space::draw_unit(rng_) < 0.5) {
       int i = Space::draw(rng_, static_cast<int>(e.contract_ok.size()));
-      Step step = e.contract_ok[i];
-      NodeP child = e.children.at(step);
-      const Entry* ce = find(child->hash);
+      const Entry* ce = find(e.contract_ok[i].second);
       if (ce && ce->exhausted) {
         e.contract_ok[i] = e.contract_ok.back();
         e.contract_ok.pop_back();
-        e.children.erase(step);
       } else {
-        path.push_back({child, step});
+        path.push_back({space_.apply(*node, e.contract_ok[i].first), e.contract_ok[i].first});
       }
       return;
     }
     Step step;
     NodeP child;
-    if (space_.random_contraction(*node, rng_, &step) && !e.children.count(step)) child = judge(*node, step);
+    if (space_.random_contraction(*node, rng_, &step)) {
+      bool known = false;
+      for (const auto& [s, c] : e.contract_ok) known = known || s == step;
+      if (!known) child = judge(*node, step);
+    }
     const Entry* ce = child ? find(child->hash) : nullptr;
     if (!child || (ce && ce->exhausted)) {
       e.contract_misses += 1;
-      if (e.contract_misses >= CONTRACT_MISSES && e.contract_ok.empty()) e.drop(CONTRACT);
+      if (e.contract_misses >= CONTRACT_MISSES && e.contract_ok.empty()) e.draws = false;
       return;
     }
     e.contract_misses = 0;
-    e.children.emplace(step, child);
-    e.contract_ok.push_back(step);
+    e.contract_ok.push_back({step, child->hash});
     path.push_back({child, step});
   }
 
@@ -196,6 +221,7 @@ class Sampler {
   std::mt19937_64 rng_;
   int max_restarts_, backtracks_;
   std::unordered_map<Hash, Entry> entries_;
+  std::vector<Cand> cands_;  // scratch
   SamplerStats stats_;
 };
 

@@ -19,6 +19,14 @@ namespace syno {
 
 using NodeP = std::shared_ptr<const Node>;
 
+// A candidate step of a kind other than Contraction, in a quarter of a Step's space: a node keeps hundreds of them
+// until they are judged.  By dim hash, not position: another path reaches the node with the dims in another order.
+struct Cand {
+  int32_t kind;
+  int32_t size;
+  Hash a, b;  // the dim, or a Split's/Unfold's first and second
+};
+
 struct Verdict {
   enum Reason : int { OK, DEPTH, RULE, DISTANCE };
   int reason = OK;
@@ -93,36 +101,37 @@ class Space {
   }
 
   // ---- candidate steps (before rules and distance) ----------------------------------------------------------------
-  std::vector<Step> steps(const Node& node, int kind) {
-    std::vector<Step> out;
+  // Candidate steps of one kind (before rules and distance), each distinct frontier hash once, as compact records
+  // of frontier positions: a node keeps hundreds of them until they are judged.
+  void candidates(const Node& node, int kind, std::vector<Cand>& out) {
     std::vector<const Dim*>& uniq = unique_dims(node);
     switch (kind) {
       case REDUCE:
         if (node.reductions < spec_.max_reductions)
           for (int s : spec_.reduce_sizes)
-            if (allowance_ok(node, &s, 1)) out.push_back(make(REDUCE, {}, s));
+            if (allowance_ok(node, &s, 1)) out.push_back({REDUCE, s, 0, 0});
         break;
       case MERGE:
         for (const Dim* d : uniq)
-          for (int b : blocks(d->size)) out.push_back(make(MERGE, {d->hash}, b));
+          for (int b : blocks(d->size)) out.push_back({MERGE, b, d->hash, 0});
         break;
       case SHIFT:
       case EXPAND:
-        for (const Dim* d : uniq) out.push_back(make(kind, {d->hash}, -1));
+        for (const Dim* d : uniq) out.push_back({kind, -1, d->hash, 0});
         break;
       case STRIDE:
         for (const Dim* d : uniq)
-          for (int s : spec_.stride_sizes) out.push_back(make(STRIDE, {d->hash}, s));
+          for (int s : spec_.stride_sizes) out.push_back({STRIDE, s, d->hash, 0});
         break;
       case SPLIT: {
-        std::vector<std::pair<Hash, Hash>> seen;
+        size_t first = out.size();
         for (size_t i = 0; i < node.frontier.size(); ++i)
           for (size_t j = 0; j < node.frontier.size(); ++j) {
             if (i == j) continue;
-            std::pair<Hash, Hash> p(node.frontier[i].hash, node.frontier[j].hash);
-            if (std::find(seen.begin(), seen.end(), p) != seen.end()) continue;
-            seen.push_back(p);
-            out.push_back(make(SPLIT, {p.first, p.second}, -1));
+            Hash hi = node.frontier[i].hash, hj = node.frontier[j].hash;
+            bool seen = false;
+            for (size_t k = first; k < out.size() && !seen; ++k) seen = out[k].a == hi && out[k].b == hj;
+            if (!seen) out.push_back({SPLIT, -1, hi, hj});
           }
         break;
       }
@@ -130,9 +139,25 @@ class Space {
         for (const Dim* m : uniq)
           for (const Dim* w : uniq)
             if (contains(spec_.window_sizes, w->size) && m != w && bigger(m->size, w->size))
-              out.push_back(make(UNFOLD, {m->hash, w->hash}, -1));
+              out.push_back({UNFOLD, -1, m->hash, w->hash});
         break;
     }
+  }
+
+  static Step step_of(const Cand& c) {
+    Step s;
+    s.kind = c.kind;
+    s.size = c.size;
+    if (c.kind == SPLIT || c.kind == UNFOLD) s.dims = {c.a, c.b};
+    else if (c.kind != REDUCE) s.dims = {c.a};
+    return s;
+  }
+
+  std::vector<Step> steps(const Node& node, int kind) {
+    std::vector<Cand> cands;
+    candidates(node, kind, cands);
+    std::vector<Step> out;
+    for (const Cand& c : cands) out.push_back(step_of(c));
     return out;
   }
 
@@ -416,11 +441,14 @@ class Space {
   // ---- finals ------------------------------------------------------------------------------------------------------
   // Cached per node hash, as Python's: a node reached again by another path (other dim ids, same operator) gets
   // the Final of the first one, which carries that node so that ids and dims stay together.
+  // Only nodes whose frontier is the input's are cached (with the node, when final): every entered node is asked,
+  // and keeping all of them alive cost gigabytes on long runs.
   const Final& finalize(const NodeP& node) {
+    if (!frontier_is_input(*node)) return not_input_;
     auto it = finals_.find(node->hash);
     if (it != finals_.end()) return it->second;
     Final f = make_final(*node);
-    f.node = node;
+    if (f.ok) f.node = node;
     return finals_.emplace(node->hash, std::move(f)).first->second;
   }
 
@@ -436,14 +464,6 @@ class Space {
   static void set_below(Dim& d, std::initializer_list<Hash> hs) {
     d.nbelow = 0;
     for (Hash h : hs) d.below[d.nbelow++] = h;
-  }
-
-  static Step make(int kind, std::initializer_list<Hash> dims, int size) {
-    Step s;
-    s.kind = kind;
-    s.dims = Small<Hash, MAX_SHARES>(dims);
-    s.size = size;
-    return s;
   }
 
   // A Contraction step with its (hash, outer) pairs in sorted order, as Python builds them.
@@ -542,19 +562,20 @@ class Space {
     return true;
   }
 
+  bool frontier_is_input(const Node& node) const {
+    if (node.frontier.size() != input_sorted_.size()) return false;
+    int have[64];
+    int n = 0;
+    for (const auto& d : node.frontier) {
+      if (d.discarding) return false;
+      have[n++] = d.size;
+    }
+    std::sort(have, have + n);
+    return std::equal(have, have + n, input_sorted_.begin());
+  }
+
   Final make_final(const Node& node) {
     Final f;
-    std::vector<int> have;
-    bool disc = false;
-    for (const auto& d : node.frontier) {
-      have.push_back(d.size);
-      disc = disc || d.discarding;
-    }
-    std::sort(have.begin(), have.end());
-    if (have != input_sorted_ || disc) {
-      f.why = "the frontier is not the input's dims";
-      return f;
-    }
     if (node.weights.empty()) {
       f.why = "limit weights: an operator needs at least one weight to learn";
       return f;
@@ -642,6 +663,7 @@ class Space {
   std::vector<int> input_sorted_;
   std::unordered_map<int, std::vector<int>> blocks_;
   std::unordered_map<Hash, Final> finals_;
+  const Final not_input_{false, "the frontier is not the input's dims", nullptr, {}, {}, {}, {}, {}};
   Dim scratch_;
   std::vector<const Dim*> uniq_;  // scratch for steps()
   std::string empty_;
