@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <new>
+#include <sys/mman.h>
 #include <numeric>
 #include <unordered_map>
 #include <vector>
@@ -19,24 +21,65 @@ constexpr int UNREACHABLE = 1000000;
 // The memo of the bound: keys are short arrays of small ints (tokens, allowance used, counts), stored back to back
 // in one arena with open addressing over them.  A node-based map keyed by vectors spent most of the search's time
 // in allocation and pointer chasing.
+// Zeroed memory from mmap, on 2 MiB pages where the kernel allows (transparent huge pages in madvise mode): the
+// memo is probed at random over tens of megabytes, and with 4 KiB pages most probes also missed the TLB.
+template <class T>
+class HugeArray {
+ public:
+  HugeArray() = default;
+  explicit HugeArray(size_t n) : n_(n) {
+    bytes_ = ((n * sizeof(T) + (2u << 20) - 1) >> 21) << 21;
+    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    madvise(p, bytes_, MADV_HUGEPAGE);
+    p_ = static_cast<T*>(p);
+  }
+  HugeArray(const HugeArray&) = delete;
+  HugeArray(HugeArray&& o) noexcept { *this = std::move(o); }
+  HugeArray& operator=(HugeArray&& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(n_, o.n_);
+    std::swap(bytes_, o.bytes_);
+    return *this;
+  }
+  ~HugeArray() {
+    if (p_) munmap(p_, bytes_);
+  }
+  T& operator[](size_t i) { return p_[i]; }
+  const T& operator[](size_t i) const { return p_[i]; }
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  size_t size() const { return n_; }
+
+ private:
+  T* p_ = nullptr;
+  size_t n_ = 0, bytes_ = 0;
+};
+
 class Memo {
  public:
-  Memo() : slots_(1 << 16) {}
+  Memo() : slots_(1 << 16), arena_(1 << 20) {}
 
   // The value stored for key[0..len), or -1.
   int find(const uint16_t* key, int len, uint64_t h) const {
-    for (size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+    size_t mask = slots_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
       const Slot& s = slots_[i];
-      if (s.len < 0) return -1;
+      if (!s.len) return -1;
       if (s.hash == h && s.len == len && std::equal(key, key + len, arena_.data() + s.off)) return s.value;
     }
   }
 
   void insert(const uint16_t* key, int len, uint64_t h, int value) {
     if (2 * (count_ + 1) > slots_.size()) grow();
-    Slot s{h, static_cast<uint32_t>(arena_.size()), len, value};
-    arena_.insert(arena_.end(), key, key + len);
-    place(s);
+    if (used_ + len > arena_.size()) {  // a bigger arena: keys keep their offsets
+      HugeArray<uint16_t> bigger(2 * arena_.size());
+      std::copy(arena_.data(), arena_.data() + used_, bigger.data());
+      arena_ = std::move(bigger);
+    }
+    std::copy(key, key + len, arena_.data() + used_);
+    place(Slot{h, used_, static_cast<uint16_t>(len), value});
+    used_ += len;
     ++count_;
   }
 
@@ -53,27 +96,29 @@ class Memo {
 
  private:
   struct Slot {
-    uint64_t hash = 0;
-    uint32_t off = 0;
-    int len = -1;  // -1: empty
-    int value = 0;
+    uint64_t hash;
+    uint64_t off;
+    uint16_t len;  // 0: empty (keys are never empty), so zeroed memory is an empty table
+    int32_t value;
   };
 
   void place(const Slot& s) {
-    size_t i = s.hash & (slots_.size() - 1);
-    while (slots_[i].len >= 0) i = (i + 1) & (slots_.size() - 1);
+    size_t mask = slots_.size() - 1;
+    size_t i = s.hash & mask;
+    while (slots_[i].len) i = (i + 1) & mask;
     slots_[i] = s;
   }
 
   void grow() {
-    std::vector<Slot> old(2 * slots_.size());
-    old.swap(slots_);
-    for (const Slot& s : old)
-      if (s.len >= 0) place(s);
+    HugeArray<Slot> old(2 * slots_.size());
+    std::swap(old, slots_);
+    for (size_t i = 0; i < old.size(); ++i)
+      if (old[i].len) place(old[i]);
   }
 
-  std::vector<Slot> slots_;
-  std::vector<uint16_t> arena_;
+  HugeArray<Slot> slots_;
+  HugeArray<uint16_t> arena_;
+  uint64_t used_ = 0;
   size_t count_ = 0;
 };
 
