@@ -2,6 +2,7 @@
 // kinds are drawn uniformly, why Contractions are drawn rather than listed, and when a descent restarts).
 #pragma once
 
+#include <deque>
 #include <map>
 #include <random>
 #include <string>
@@ -109,7 +110,7 @@ class Sampler {
       int npend = static_cast<int>(e.pending.size());
       if (i >= npend + e.draws) {
         e.final = false;
-        for (auto& [n, s] : path) entries_[n->hash].has_final = true;
+        for (auto& [n, s] : path) entries_[index_.find(n->hash)].has_final = true;
         stats_.finals += 1;
         out->path.clear();
         for (size_t k = 1; k < path.size(); ++k) out->path.push_back(path[k].second);
@@ -146,8 +147,8 @@ class Sampler {
  private:
   Entry& entry(const NodeP& ptr) {
     const Node& node = *ptr;
-    auto it = entries_.find(node.hash);
-    if (it != entries_.end()) return it->second;
+    int found = index_.find(node.hash);
+    if (found >= 0) return entries_[found];
     Entry e;
     std::vector<Item> items;
     for (int k = 0; k < CONTRACT; ++k) {
@@ -172,12 +173,14 @@ class Sampler {
     }
     e.final = space_.finalize(ptr).ok;
     stats_.nodes += 1;
-    return entries_.emplace(node.hash, std::move(e)).first->second;
+    index_.insert(node.hash, static_cast<int>(entries_.size()));
+    entries_.push_back(std::move(e));
+    return entries_.back();
   }
 
   const Entry* find(Hash h) const {
-    auto it = entries_.find(h);
-    return it == entries_.end() ? nullptr : &it->second;
+    int i = index_.find(h);
+    return i < 0 ? nullptr : &entries_[i];
   }
 
   NodeP judge(const Node& node, const Step& step) {
@@ -220,7 +223,8 @@ class Sampler {
   Space& space_;
   std::mt19937_64 rng_;
   int max_restarts_, backtracks_;
-  std::unordered_map<Hash, Entry> entries_;
+  std::deque<Entry> entries_;  // stable addresses: the descent holds references while it adds entries
+  FlatMap index_;              // node hash -> entry
   std::vector<Cand> cands_;  // scratch
   SamplerStats stats_;
 };

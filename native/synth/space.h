@@ -168,17 +168,23 @@ class Space {
     int top = std::min(spec_.max_shares, n);
     if (static_cast<int>(node.weights.size()) >= spec_.max_weights || top < 2) return false;
     int count = 2 + pick(rng, top - 1);
-    std::vector<int> order(n);
+    int order[64];
     for (int i = 0; i < n; ++i) order[i] = i;
     for (int i = 0; i < count; ++i) std::swap(order[i], order[i + pick(rng, n - i)]);
-    std::vector<int> picked(order.begin(), order.begin() + count);
-    std::sort(picked.begin(), picked.end());
-    std::vector<char> outer(count);
+    std::sort(order, order + count);
+    char outer[MAX_SHARES];
     for (int i = 0; i < count; ++i) outer[i] = uniform(rng) < 0.5;
     outer[pick(rng, count)] = 0;
-    std::vector<std::pair<Hash, char>> pairs;
-    for (int i = 0; i < count; ++i) pairs.push_back({node.frontier[picked[i]].hash, outer[i]});
-    *out = contraction(node, pairs);
+    std::pair<Hash, char> pairs[MAX_SHARES];
+    for (int i = 0; i < count; ++i) pairs[i] = {node.frontier[order[i]].hash, outer[i]};
+    std::sort(pairs, pairs + count);
+    out->kind = CONTRACT;
+    out->size = -1;
+    out->dims.n = out->outer.n = 0;
+    for (int i = 0; i < count; ++i) {
+      out->dims.push_back(pairs[i].first);
+      out->outer.push_back(pairs[i].second);
+    }
     return step_allowance_ok(node, *out);
   }
 
