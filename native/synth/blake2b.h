@@ -69,13 +69,13 @@ inline void compress(uint64_t* h, const uint8_t* block, uint64_t counter, bool l
 
 // The 8-byte digest read big-endian, so that comparing two values compares their hex texts (Python compares the
 // hexdigest strings).
-inline uint64_t blake2b64(const std::string& text) {
+inline uint64_t blake2b64(const char* text, size_t n) {
   using namespace blake2b_detail;
   uint64_t h[8];
   for (int i = 0; i < 8; ++i) h[i] = IV[i];
   h[0] ^= 0x01010000ULL ^ 8;  // depth 1, fanout 1, no key, 8-byte digest
-  const auto* data = reinterpret_cast<const uint8_t*>(text.data());
-  size_t n = text.size(), done = 0;
+  const auto* data = reinterpret_cast<const uint8_t*>(text);
+  size_t done = 0;
   uint8_t block[128];
   while (n - done > 128) {  // every full block but the last
     compress(h, data + done, done + 128, false);
@@ -88,6 +88,8 @@ inline uint64_t blake2b64(const std::string& text) {
   for (int i = 0; i < 8; ++i) out = (out << 8) | ((h[0] >> (8 * i)) & 0xff);
   return out;
 }
+
+inline uint64_t blake2b64(const std::string& text) { return blake2b64(text.data(), text.size()); }
 
 inline std::string hex64(uint64_t h) {
   static const char* digits = "0123456789abcdef";

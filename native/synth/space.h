@@ -84,7 +84,7 @@ class Space {
       Dim d;
       d.id = static_cast<int>(pos);
       d.size = size;
-      d.hash = dig("'out', " + std::to_string(pos) + ", " + q(sz_[size].text));
+      d.hash = Text().lit("'out', ").num(static_cast<long>(pos)).lit(", ").q(sz_[size].text).digest();
       d.origin = O_OUT;
       d.unordered = spec_.output[pos].unordered;
       n->frontier.push_back(d);
@@ -329,7 +329,7 @@ class Space {
     const std::string& size_text = step.size >= 0 ? sz_[step.size].text : empty_;
     switch (step.kind) {
       case REDUCE: {
-        Dim& r = add(step.size, dig("'reduce', " + q(size_text)), O_REDUCE);
+        Dim& r = add(step.size, Text().lit("'reduce', ").q(size_text).digest(), O_REDUCE);
         r.summed = 0;
         n->prims.push_back({P_REDUCE, {r.id}, {}, 0});
         count(step.size);
@@ -352,7 +352,8 @@ class Space {
       }
       case SPLIT: {
         Dim a = take(step.dims[0]), b = take(step.dims[1]);
-        Dim& t = add(sz_.combine(a.size, b.size, false), dig("'split', " + qh(a.hash) + ", " + qh(b.hash)), O_SPLIT);
+        Hash h = Text().lit("'split', ").h(a.hash).lit(", ").h(b.hash).digest();
+        Dim& t = add(sz_.combine(a.size, b.size, false), h, O_SPLIT);
         set_below(t, {a.hash, b.hash});
         t.unordered = a.unordered && b.unordered;
         t.discarding = a.discarding || b.discarding;
@@ -362,7 +363,7 @@ class Space {
       }
       case SHIFT: {
         Dim d = take(step.dims[0]);
-        Dim& t = add(d.size, dig("'shift', " + qh(d.hash)), O_SHIFT);
+        Dim& t = add(d.size, Text().lit("'shift', ").h(d.hash).digest(), O_SHIFT);
         set_below(t, {d.hash});
         t.unordered = d.unordered;
         t.discarding = d.discarding;
@@ -371,8 +372,8 @@ class Space {
       }
       case STRIDE: {
         Dim d = take(step.dims[0]);
-        Dim& t = add(sz_.combine(d.size, step.size, false), dig("'stride', " + qh(d.hash) + ", " + q(size_text)),
-                     O_STRIDE);
+        Hash h = Text().lit("'stride', ").h(d.hash).lit(", ").q(size_text).digest();
+        Dim& t = add(sz_.combine(d.size, step.size, false), h, O_STRIDE);
         set_below(t, {d.hash});
         t.unordered = d.unordered;
         t.discarding = true;
@@ -381,7 +382,7 @@ class Space {
       }
       case UNFOLD: {
         Dim m = take(step.dims[0]), w = take(step.dims[1]);
-        Dim& t = add(m.size, dig("'unfold', " + qh(m.hash) + ", " + qh(w.hash)), O_UNFOLD);
+        Dim& t = add(m.size, Text().lit("'unfold', ").h(m.hash).lit(", ").h(w.hash).digest(), O_UNFOLD);
         set_below(t, {m.hash, w.hash});
         t.unordered = m.unordered;
         t.window = w.size;
@@ -391,7 +392,7 @@ class Space {
       case EXPAND: {
         Dim d = take(step.dims[0]);
         n->prims.push_back({P_EXPAND, {}, {d.id}, 0});
-        n->expands.push_back(dig("'expand', " + qh(d.hash)));
+        n->expands.push_back(Text().lit("'expand', ").h(d.hash).digest());
         break;
       }
       case CONTRACT: {
@@ -400,10 +401,11 @@ class Space {
         std::vector<std::pair<Hash, char>> pairs;
         for (size_t k = 0; k < sel.size(); ++k) pairs.push_back({sel[k].hash, step.outer[k]});
         std::sort(pairs.begin(), pairs.end());
-        std::string text = "'weight', [";
+        Text text;
+        text.lit("'weight', [");
         for (size_t k = 0; k < pairs.size(); ++k)
-          text += (k ? ", [" : "[") + qh(pairs[k].first) + ", " + (pairs[k].second ? "True]" : "False]");
-        Hash sig = dig(text + "]");
+          text.lit(k ? ", [" : "[").h(pairs[k].first).lit(pairs[k].second ? ", True]" : ", False]");
+        Hash sig = text.lit("]").digest();
         int ordinal = static_cast<int>(n->weights.size()) + 1;
         Weight w;
         w.sig = sig;
@@ -412,9 +414,9 @@ class Space {
         for (size_t k = 0; k < sel.size(); ++k) {
           const Dim& d = sel[k];
           bool o = step.outer[k];
-          int wid = add(d.size, dig("'wdim', " + qh(d.hash) + ", " + qh(sig)), O_WEIGHT, false).id;
+          int wid = add(d.size, Text().lit("'wdim', ").h(d.hash).lit(", ").h(sig).digest(), O_WEIGHT, false).id;
           Hash wh = scratch_.hash;
-          Dim& t = add(d.size, dig("'share', " + qh(d.hash) + ", " + qh(sig)), O_SHARE, !o);
+          Dim& t = add(d.size, Text().lit("'share', ").h(d.hash).lit(", ").h(sig).digest(), O_SHARE, !o);
           set_below(t, {d.hash});
           t.unordered = d.unordered;
           t.discarding = d.discarding;
@@ -424,7 +426,7 @@ class Space {
           n->prims.push_back({P_SHARE, {tid, wid}, {d.id}, ordinal});
           if (o) {
             n->prims.push_back({P_EXPAND, {}, {tid}, 0});
-            n->expands.push_back(dig("'expand', " + qh(th)));
+            n->expands.push_back(Text().lit("'expand', ").h(th).digest());
           }
           w.dims.push_back({wid, wh});
           w.tops.push_back(o ? 0 : th);

@@ -28,11 +28,48 @@ inline const char* kind_name(int k) {
 enum Origin : int { O_OUT, O_REDUCE, O_MERGE0, O_MERGE1, O_SPLIT, O_SHIFT, O_STRIDE, O_UNFOLD, O_SHARE, O_WEIGHT };
 
 // ---- digests: Python's digest(*parts) hashes repr(list of parts), sizes by their text ----------------------------
-inline std::string q(const std::string& s) { return "'" + s + "'"; }
-inline std::string qh(Hash h) { return "'" + hex64(h) + "'"; }
-inline Hash dig(const std::string& inner) { return blake2b64("[" + inner + "]"); }
+// Builds the text of one digest in a reused buffer (apply hashes several texts per child, and string temporaries
+// were a visible share of its time).  One Text at a time: finish it (digest) before starting the next.
+class Text {
+ public:
+  Text() : s_(buffer()) { s_.assign(1, '['); }
+  Text& lit(const char* x) {
+    s_ += x;
+    return *this;
+  }
+  Text& q(const std::string& x) {  // a Python str's repr (sizes and names hold no quotes)
+    s_ += '\'';
+    s_ += x;
+    s_ += '\'';
+    return *this;
+  }
+  Text& h(Hash x) {
+    static const char* digits = "0123456789abcdef";
+    char buf[18];
+    buf[0] = buf[17] = '\'';
+    for (int i = 16; i >= 1; --i, x >>= 4) buf[i] = digits[x & 0xf];
+    s_.append(buf, 18);
+    return *this;
+  }
+  Text& num(long x) {
+    s_ += std::to_string(x);
+    return *this;
+  }
+  Hash digest() {
+    s_ += ']';
+    return blake2b64(s_.data(), s_.size());
+  }
+
+ private:
+  static std::string& buffer() {
+    static std::string b;  // the engine runs under the GIL: one thread
+    return b;
+  }
+  std::string& s_;
+};
+
 inline Hash merge_top_hash(Hash bottom, bool minor, const std::string& block) {
-  return dig("'merge', " + qh(bottom) + ", " + (minor ? "1" : "0") + ", " + q(block));
+  return Text().lit("'merge', ").h(bottom).lit(minor ? ", 1, " : ", 0, ").q(block).digest();
 }
 
 struct Dim {
@@ -131,18 +168,29 @@ struct Node {
   bool only_reduces() const { return depth == reductions; }
 
   void compute_hash() {
-    std::vector<Hash> f, w, e(expands);
-    for (const auto& d : frontier) f.push_back(d.hash);
-    for (const auto& x : weights) w.push_back(x.sig);
-    std::sort(f.begin(), f.end());
-    std::sort(w.begin(), w.end());
-    std::sort(e.begin(), e.end());
-    auto list = [](const std::vector<Hash>& hs) {
-      std::string s = "[";
-      for (size_t i = 0; i < hs.size(); ++i) s += (i ? ", " : "") + qh(hs[i]);
-      return s + "]";
+    Hash f[64], w[16], e[64];
+    size_t nf = 0, nw = 0, ne = 0;
+    if (frontier.size() > 64 || weights.size() > 16 || expands.size() > 64)
+      throw std::length_error("a node larger than the native search supports");
+    for (const auto& d : frontier) f[nf++] = d.hash;
+    for (const auto& x : weights) w[nw++] = x.sig;
+    for (Hash x : expands) e[ne++] = x;
+    std::sort(f, f + nf);
+    std::sort(w, w + nw);
+    std::sort(e, e + ne);
+    Text t;
+    auto list = [&](const Hash* hs, size_t n, const char* after) {
+      t.lit("[");
+      for (size_t i = 0; i < n; ++i) {
+        if (i) t.lit(", ");
+        t.h(hs[i]);
+      }
+      t.lit(after);
     };
-    hash = dig(list(f) + ", " + list(w) + ", " + list(e));
+    list(f, nf, "], ");
+    list(w, nw, "], ");
+    list(e, ne, "]");
+    hash = t.digest();
   }
 };
 
