@@ -29,38 +29,40 @@ struct SizeRec {
 // uint64 -> non-negative int with open addressing: the size products are looked up for most candidate steps.
 class FlatMap {
  public:
-  FlatMap() : keys_(1024, EMPTY), values_(1024) {}
+  FlatMap() : slots_(1024, Slot{EMPTY, 0}) {}
   int find(uint64_t key) const {
-    for (size_t i = mix(key) & (keys_.size() - 1);; i = (i + 1) & (keys_.size() - 1)) {
-      if (keys_[i] == key) return values_[i];
-      if (keys_[i] == EMPTY) return -1;
+    size_t mask = slots_.size() - 1;
+    for (size_t i = mix(key) & mask;; i = (i + 1) & mask) {
+      if (slots_[i].key == key) return slots_[i].value;
+      if (slots_[i].key == EMPTY) return -1;
     }
   }
   void insert(uint64_t key, int value) {
-    if (2 * (count_ + 1) > keys_.size()) {
-      std::vector<uint64_t> keys(2 * keys_.size(), EMPTY);
-      std::vector<int> values(keys.size());
-      keys.swap(keys_);
-      values.swap(values_);
+    if (2 * (count_ + 1) > slots_.size()) {
+      std::vector<Slot> old(2 * slots_.size(), Slot{EMPTY, 0});
+      old.swap(slots_);
       count_ = 0;
-      for (size_t i = 0; i < keys.size(); ++i)
-        if (keys[i] != EMPTY) insert(keys[i], values[i]);
+      for (const Slot& s : old)
+        if (s.key != EMPTY) insert(s.key, s.value);
     }
-    size_t i = mix(key) & (keys_.size() - 1);
-    while (keys_[i] != EMPTY && keys_[i] != key) i = (i + 1) & (keys_.size() - 1);
-    count_ += keys_[i] == EMPTY;
-    keys_[i] = key;
-    values_[i] = value;
+    size_t mask = slots_.size() - 1;
+    size_t i = mix(key) & mask;
+    while (slots_[i].key != EMPTY && slots_[i].key != key) i = (i + 1) & mask;
+    count_ += slots_[i].key == EMPTY;
+    slots_[i] = Slot{key, value};
   }
 
  private:
-  static constexpr uint64_t EMPTY = ~0ULL;
+  static constexpr uint64_t EMPTY = ~0ULL;  // not a key: keys are hashes and packed ids, never all ones
+  struct Slot {
+    uint64_t key;
+    int value;
+  };
   static uint64_t mix(uint64_t x) {
     x = (x ^ (x >> 31)) * 0x7fb5d329728ea185ULL;
     return x ^ (x >> 27);
   }
-  std::vector<uint64_t> keys_;
-  std::vector<int> values_;
+  std::vector<Slot> slots_;
   size_t count_ = 0;
 };
 
