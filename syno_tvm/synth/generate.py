@@ -3,7 +3,8 @@
 Each line is written and flushed as soon as its operator is found, so a killed run keeps everything it printed.
 "Distinct" is semantic: an operator whose fingerprint (:mod:`syno_tvm.synth.fingerprint`) equals an earlier one's
 is skipped, so the file holds no two operators that compute the same function up to relabeling weight entries.
-Two orders: ``random`` descents (diverse; what search uses) or ``dfs``, the exhaustive depth-first enumeration
+Two orders: ``random`` descents (the native sampler of :mod:`syno_tvm.synth.native` via :meth:`Space.random_final`;
+diverse; what search uses) or ``dfs``, the exhaustive depth-first enumeration
 (:mod:`syno_tvm.synth.depth_first`: neighbours first, many of them semantic duplicates).
 """
 

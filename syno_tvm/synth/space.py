@@ -414,11 +414,17 @@ class Space:
 
     # ---- sampling and locating (sample.py, locate.py) -------------------------------------------------------------
     def random_final(self, rng: np.random.Generator):
-        """A uniform-ish random descent to a valid final operator (see :class:`syno_tvm.synth.sample.Sampler`)."""
-        from .sample import Sampler
-
+        """A uniform-ish random descent to a valid final operator: the native sampler
+        (:class:`syno_tvm.synth.native.NativeSampler`, seeded from ``rng`` on the first call) for specs within its
+        limits, else the Python :class:`syno_tvm.synth.sample.Sampler` it ports (same space, same algorithm)."""
         if not hasattr(self, "_sampler"):
-            self._sampler = Sampler(self)
+            from .native import NativeSampler
+            from .sample import Sampler
+
+            try:
+                self._sampler = NativeSampler(self, int(rng.integers(1 << 62)))
+            except ValueError:  # beyond the native engine's fixed limits (shares, variables, dims)
+                self._sampler = Sampler(self)
         return self._sampler.random_final(rng)
 
     def locate(self, op: Operator):
