@@ -13,7 +13,8 @@
 
 namespace syno {
 
-constexpr int CONTRACT_MISSES = 12;
+constexpr int CONTRACT_MISSES = 12;  // sample.py's constants (its docstring says how they were chosen)
+constexpr int BACKTRACKS = 4;
 constexpr Hash REJECTED = 1;  // an Item's child hash once the judge rejected it (a real hash is 1 in 2^64)
 
 // A step still on offer at a node: a candidate record (a listed closing Contraction: its index in Entry::closing),
@@ -78,7 +79,7 @@ struct Drawn {
 
 class Sampler {
  public:
-  Sampler(Space& space, uint64_t seed, int max_restarts = 20000, int backtracks_per_descent = 16)
+  Sampler(Space& space, uint64_t seed, int max_restarts = 20000, int backtracks_per_descent = BACKTRACKS)
       : space_(space), rng_(seed), max_restarts_(max_restarts), backtracks_(backtracks_per_descent) {}
 
   const SamplerStats& stats() const { return stats_; }
