@@ -177,7 +177,7 @@ class Distance {
     int weights = static_cast<int>(node.weights.size()), reductions = node.reductions;
     auto take = [&](Hash h) {
       int t = token(node.dim(h), raw);
-      tokens.remove(t);
+      remove_one(tokens, t);
       return std::pair<int, int>(t >> 2, t & 1);
     };
     auto count = [&](int size) {
@@ -238,19 +238,15 @@ class Distance {
   size_t memo_size() const { return memo_.size(); }
 
  private:
-  // A small set of ints (sizes, variables) without heap storage: the bound is computed ~100 times per final.
-  struct Ints {
-    int v[64];
-    int n = 0;
-    void push_back(int x) {
-      if (n == 64) throw std::length_error("more than 64 dims in a shape-distance term");
-      v[n++] = x;
-    }
-    int operator[](int i) const { return v[i]; }
-    const int* begin() const { return v; }
-    const int* end() const { return v + n; }
-    bool empty() const { return n == 0; }
-  };
+  // Sizes or tokens of one frontier without heap storage: the bound is asked for every candidate step.
+  using Ints = Small<int, 64>;
+  using Tokens = Ints;
+
+  static void remove_one(Tokens& tokens, int t) {
+    int i = static_cast<int>(std::find(tokens.v, tokens.v + tokens.n, t) - tokens.v);
+    std::copy(tokens.v + i + 1, tokens.v + tokens.n, tokens.v + i);
+    --tokens.n;
+  }
 
   // The Reduce sizes not below `floor` in size order (all for -1), cached per floor.
   const std::vector<int>& reduces_from(int floor) {
@@ -261,21 +257,6 @@ class Distance {
       if (floor < 0 || !sz_.key_less(s, floor)) out.push_back(s);
     return floors_[floor] = out;
   }
-
-  // Frontier tokens of one node or child, in a fixed buffer (the bound is asked for every candidate step).
-  struct Tokens {
-    int v[64];
-    int n = 0;
-    void push_back(int t) {
-      if (n == 64) throw std::length_error("a frontier of more than 64 dims");
-      v[n++] = t;
-    }
-    void remove(int t) {
-      int i = static_cast<int>(std::find(v, v + n, t) - v);
-      std::copy(v + i + 1, v + n, v + i);
-      --n;
-    }
-  };
 
   int memo(Tokens& tokens, const std::vector<int>& used, int weights, int reductions, bool can_reduce, int floor) {
     std::sort(tokens.v, tokens.v + tokens.n);
