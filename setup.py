@@ -1,7 +1,7 @@
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import find_packages, setup
 
-# The native bottom-up search (native/synth/*.h): the same space as syno_tvm/synth/*.py, 50-100x faster; the
+# The native bottom-up search (native/synth/*.h): the same space as syno_tvm/synth/*.py, 30-55x faster; the
 # Python space stays the reference that tests replay every native final through.
 native = Pybind11Extension("syno_tvm._synth_native", ["native/synth/module.cc"], cxx_std=17,
                            include_dirs=["native/synth"], extra_compile_args=["-O3"])

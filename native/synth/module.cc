@@ -63,7 +63,7 @@ class Engine {
     out["dead"] = s.dead;
     out["finals"] = s.finals;
     out["rejected"] = s.rejected_by_reason();
-    out["memo"] = space_distance_memo();
+    out["memo"] = space_.memo_size();
     return out;
   }
 
@@ -95,7 +95,6 @@ class Engine {
   }
 
  private:
-  size_t space_distance_memo() const { return const_cast<Space&>(space_).distance().memo_size(); }
 
   int size_in(const py::handle& h) {
     auto t = h.cast<py::tuple>();

@@ -73,8 +73,7 @@ struct SamplerStats {
 
 struct Drawn {
   std::vector<Step> path;
-  NodeP node;
-  const Final* final;
+  const Final* final;  // carries the node it was made from
 };
 
 class Sampler {
@@ -115,7 +114,6 @@ class Sampler {
         stats_.finals += 1;
         out->path.clear();
         for (size_t k = 1; k < path.size(); ++k) out->path.push_back(path[k].second);
-        out->node = node;
         out->final = &space_.finalize(node);
         return true;
       }

@@ -68,8 +68,7 @@ class Space {
   }
 
   const NativeSpec& spec() const { return spec_; }
-  SizeTable& sizes() { return sz_; }
-  Distance& distance() { return dist_; }
+  size_t memo_size() const { return dist_.memo_size(); }
 
   NodeP root() const {
     auto n = std::make_shared<Node>();
