@@ -3,7 +3,7 @@
 The native engine exists only for speed (syno_tvm/synth/native.py); the Python space stays the reference.  So these
 tests never check the native engine against expected values of their own: they check it against Python, piece by
 piece (the digest, the rule table, the FLOPs plan) and then as a whole: every native final replays through
-:meth:`Space.child` to the same operator and the same limits, and at about two thousand nodes (around sampled
+:meth:`Space.child` to the same operator and the same limits, and at about three thousand nodes (around sampled
 paths, and every node of two small spaces) every candidate step gets the same verdict, reason and shape distance.
 """
 
@@ -410,3 +410,18 @@ def test_native_sampler_exhausts_a_small_space(spec, depth):
     assert len(ops) >= 20 and len(set(ops)) == len(ops) and len(set(nodes)) == len(nodes)
     assert set(ops) <= every
     assert sampler.draw(5, 1) == []
+
+
+def test_space_falls_back_to_the_python_sampler_beyond_native_limits():
+    """The native engine has fixed capacities (8 Shares per Contraction); a spec beyond them is refused with one
+    line, and Space.random_final then draws with the Python Sampler instead of failing."""
+    spec = load_spec("transformer").with_limits(shares=9)
+    with pytest.raises(ValueError, match="at most 8 Shares"):
+        NativeSampler(Space(spec), 0)
+    sp = Space(spec)
+    sample = sp.random_final(np.random.default_rng(0))
+    assert isinstance(sp._sampler, Sampler)
+    node = sp.root()
+    for step in sample.path:
+        node = sp.child(node, step)[0]
+    assert sp.finalize(node).operator.hash == sample.final.operator.hash
