@@ -1,12 +1,12 @@
-// Random descent with backtracking: syno_tvm/synth/sample.py's Sampler, step for step (its docstrings say why
-// kinds are drawn uniformly, why Contractions are drawn rather than listed, and when a descent restarts).
+// Random descent with backtracking: the algorithm and constants of syno_tvm/synth/sample.py's Sampler (its docstring
+// says why kinds are drawn uniformly, why Contractions are drawn rather than listed, and when a descent restarts).
+// It draws from its own random stream, so the two sample different finals of the same space.
 #pragma once
 
 #include <deque>
 #include <map>
 #include <random>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "space.h"
@@ -36,11 +36,6 @@ struct Entry {
   int contract_misses = 0;
   bool exhausted = false, has_final = false;
 
-  std::vector<Item>* items_of(int kind) {
-    for (auto& [k, v] : pending)
-      if (k == kind) return &v;
-    return nullptr;
-  }
   void drop(int kind) {
     for (auto it = pending.begin(); it != pending.end(); ++it)
       if (it->first == kind) {

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <numeric>
 #include <stdexcept>
 #include <string>
