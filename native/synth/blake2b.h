@@ -91,10 +91,15 @@ inline uint64_t blake2b64(const char* text, size_t n) {
 
 inline uint64_t blake2b64(const std::string& text) { return blake2b64(text.data(), text.size()); }
 
-inline std::string hex64(uint64_t h) {
+// The 16 hex digits of a digest into out[0..16) (Python's hexdigest).
+inline void write_hex64(uint64_t h, char* out) {
   static const char* digits = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i, h >>= 4) out[i] = digits[h & 0xf];
+}
+
+inline std::string hex64(uint64_t h) {
   std::string s(16, '0');
-  for (int i = 15; i >= 0; --i, h >>= 4) s[i] = digits[h & 0xf];
+  write_hex64(h, &s[0]);
   return s;
 }
 

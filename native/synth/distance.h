@@ -19,9 +19,6 @@ namespace syno {
 
 constexpr int UNREACHABLE = 1000000;
 
-// The memo of the bound: keys are short arrays of small ints (tokens, allowance used, counts), stored back to back
-// in one arena with open addressing over them.  A node-based map keyed by vectors spent most of the search's time
-// in allocation and pointer chasing.
 // Zeroed memory from mmap, on 2 MiB pages where the kernel allows (transparent huge pages in madvise mode): the
 // memo is probed at random over tens of megabytes, and with 4 KiB pages most probes also missed the TLB.
 template <class T>
@@ -57,6 +54,9 @@ class HugeArray {
   size_t n_ = 0, bytes_ = 0;
 };
 
+// The memo of the bound: keys are short arrays of small ints (tokens, allowance used, counts), stored back to back
+// in one arena with open addressing over them.  A node-based map keyed by vectors spent most of the search's time
+// in allocation and pointer chasing.
 class Memo {
  public:
   Memo() : slots_(1 << 16), arena_(1 << 20) {}
@@ -181,14 +181,10 @@ class Distance {
       remove_one(tokens, t);
       return std::pair<int, int>(t >> 2, t & 1);
     };
-    auto count = [&](int size) {
-      for (int v = 0; v < sz_.nvars(); ++v)
-        if (sz_.is_primary(v)) used[v] += sz_[size].pw[v];
-    };
     switch (step.kind) {
       case REDUCE:
         tokens.push_back(4 * step.size + 2 * raw);
-        count(step.size);
+        sz_.count_primaries(step.size, used);
         reductions += 1;
         break;
       case MERGE: {
@@ -203,15 +199,11 @@ class Distance {
         tokens.push_back(4 * sz_.combine(a, b, false) + (da || db));
         break;
       }
-      case STRIDE: {
-        auto [i, disc] = take(step.dims[0]);
-        (void)disc;
-        tokens.push_back(4 * sz_.combine(i, step.size, false) + 1);
+      case STRIDE:
+        tokens.push_back(4 * sz_.combine(take(step.dims[0]).first, step.size, false) + 1);
         break;
-      }
       case UNFOLD: {
-        auto [main, disc] = take(step.dims[0]);
-        (void)disc;
+        int main = take(step.dims[0]).first;
         take(step.dims[1]);
         tokens.push_back(4 * main);
         break;
@@ -223,7 +215,7 @@ class Distance {
         for (size_t k = 0; k < step.dims.size(); ++k) {
           auto [i, disc] = take(step.dims[k]);
           if (!step.outer[k]) tokens.push_back(4 * i + disc);
-          count(i);
+          sz_.count_primaries(i, used);
         }
         weights += 1;
         break;
@@ -484,16 +476,12 @@ class Distance {
   static int closing(int free, int raw, int surplus, int weights_left, bool owe_weight) {
     int other = free - raw;
     if (weights_left <= 0) return surplus + free;
-    std::vector<std::pair<int, bool>> plans;
-    if (!raw) {
-      plans.push_back({surplus + std::min(other, 1), other > 0 || surplus > 0});
-    } else {
-      plans.push_back({surplus + raw + std::min(other, 1), other > 0 || surplus > 0});
-      plans.push_back({surplus + (raw + 1) / 2 + 1, true});
-      if (weights_left >= 2) plans.push_back({surplus + 2, true});
-    }
-    int best = UNREACHABLE;
-    for (auto [steps, contracts] : plans) best = std::min(best, steps + (owe_weight && !contracts));
+    // each plan: (steps, whether a Contraction is among them)
+    auto cost = [&](int steps, bool contracts) { return steps + (owe_weight && !contracts); };
+    if (!raw) return cost(surplus + std::min(other, 1), other > 0 || surplus > 0);
+    int best = std::min(cost(surplus + raw + std::min(other, 1), other > 0 || surplus > 0),  // each raw dim away
+                        cost(surplus + (raw + 1) / 2 + 1, true));  // raw pairs Split, then one closes all
+    if (weights_left >= 2) best = std::min(best, cost(surplus + 2, true));  // inner Share, then outer Share
     return best;
   }
 

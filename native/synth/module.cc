@@ -36,14 +36,7 @@ class Engine {
         space_(sizes_, build_spec(d), rules),
         sampler_(space_, seed) {}
 
-  // (path, record) of a final not returned before, or None when the space is exhausted.
-  py::object random_final() {
-    Drawn drawn;
-    if (!sampler_.random_final(&drawn)) return py::none();
-    return py::make_tuple(path_out(drawn.path), final_out(*drawn.final));
-  }
-
-  // Up to n finals within `seconds` (the benchmark's loop without a Python call per final).
+  // Up to n (path, record) pairs of finals not returned before, within `seconds`; fewer when the space runs out.
   py::list sample(int n, double seconds) {
     py::list out;
     auto start = std::chrono::steady_clock::now();
@@ -79,9 +72,11 @@ class Engine {
     std::vector<Step> steps;
     for (int k = 0; k < CONTRACT; ++k)
       for (auto& s : space_.steps(*node, k)) steps.push_back(s);
-    for (auto& s : space_.closing_contractions(*node)) steps.push_back(s);
     py::list closing;
-    for (auto& s : space_.closing_contractions(*node)) closing.append(step_out(s));
+    for (auto& s : space_.closing_contractions(*node)) {
+      steps.push_back(s);
+      closing.append(step_out(s));
+    }
     out["closing"] = closing;
     for (auto h : extra) steps.push_back(step_in(h.cast<py::tuple>()));
     for (const auto& s : steps) {
@@ -95,7 +90,6 @@ class Engine {
   }
 
  private:
-
   int size_in(const py::handle& h) {
     auto t = h.cast<py::tuple>();
     return sizes_.intern(t[0].cast<int64_t>(), t[1].cast<int64_t>(), t[2].cast<std::vector<int>>());
@@ -226,7 +220,6 @@ PYBIND11_MODULE(_synth_native, m) {
       "FLOPs of the cheapest staging (syno_tvm.lower.order.plan(...).flops) under each binding's dim sizes");
   py::class_<Engine>(m, "Engine")
       .def(py::init<const py::dict&, const std::vector<std::string>&, uint64_t>())
-      .def("random_final", &Engine::random_final)
       .def("sample", &Engine::sample, py::arg("n"), py::arg("seconds"))
       .def("stats", &Engine::stats)
       .def("report", &Engine::report, py::arg("path"), py::arg("extra") = py::list());

@@ -101,7 +101,7 @@ class Sampler {
         continue;
       }
       // the kinds on offer, in Python's order: listed kinds, then drawn Contractions, then Finalize
-      int i = Space::draw(rng_, nkinds);
+      int i = Space::pick(rng_, nkinds);
       int npend = static_cast<int>(e.pending.size());
       if (i >= npend + e.draws) {
         e.final = false;
@@ -118,7 +118,7 @@ class Sampler {
       }
       int kind = e.pending[i].first;
       std::vector<Item>& items = e.pending[i].second;
-      int j = Space::draw(rng_, static_cast<int>(items.size()));
+      int j = Space::pick(rng_, static_cast<int>(items.size()));
       Item& item = items[j];
       Step step = item.closing >= 0 ? e.closing[item.closing] : Space::step_of(item.cand);
       NodeP child;
@@ -185,8 +185,8 @@ class Sampler {
   }
 
   void contraction(const NodeP& node, Entry& e, std::vector<std::pair<NodeP, Step>>& path) {
-    if (!e.contract_ok.empty() && Space::draw_unit(rng_) < 0.5) {
-      int i = Space::draw(rng_, static_cast<int>(e.contract_ok.size()));
+    if (!e.contract_ok.empty() && Space::uniform(rng_) < 0.5) {
+      int i = Space::pick(rng_, static_cast<int>(e.contract_ok.size()));
       const Entry* ce = find(e.contract_ok[i].second);
       if (ce && ce->exhausted) {
         e.contract_ok[i] = e.contract_ok.back();

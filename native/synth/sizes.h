@@ -75,7 +75,6 @@ class SizeTable {
 
   int nvars() const { return static_cast<int>(names_.size()); }
   bool is_primary(int v) const { return primary_[v]; }
-  const std::string& name(int v) const { return names_[v]; }
   int nbindings() const { return static_cast<int>(bindings_.size()); }
   int64_t binding(int b, int v) const { return bindings_[b][v]; }
   const SizeRec& operator[](int id) const { return recs_[id]; }
@@ -124,6 +123,12 @@ class SizeTable {
     int id = divide ? intern(x.num * y.den, x.den * y.num, pw) : intern(x.num * y.num, x.den * y.den, pw);
     products_.insert(key, id);
     return id;
+  }
+
+  // Add the powers of `size`'s primary variables to `used` (what Reduces and selected dims introduce).
+  void count_primaries(int size, std::vector<int>& used) const {
+    for (int v = 0; v < nvars(); ++v)
+      if (primary_[v]) used[v] += recs_[size].pw[v];
   }
 
   // Python's size_key: (number of powers, text)

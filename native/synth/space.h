@@ -68,6 +68,16 @@ class Space {
   }
 
   const NativeSpec& spec() const { return spec_; }
+
+  // Random draws, as the Python sampler makes them: a double in [0, 1), and a uniform index below n.
+  template <class Rng>
+  static double uniform(Rng& rng) {
+    return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
+  }
+  template <class Rng>
+  static int pick(Rng& rng, int n) {
+    return static_cast<int>(uniform(rng) * n);
+  }
   size_t memo_size() const { return dist_.memo_size(); }
 
   NodeP root() const {
@@ -100,8 +110,7 @@ class Space {
   }
 
   // ---- candidate steps (before rules and distance) ----------------------------------------------------------------
-  // Candidate steps of one kind (before rules and distance), each distinct frontier hash once, as compact records
-  // of frontier positions: a node keeps hundreds of them until they are judged.
+  // Candidate steps of one kind, each distinct frontier hash once, as compact records (Cand).
   void candidates(const Node& node, int kind, std::vector<Cand>& out) {
     std::vector<const Dim*>& uniq = unique_dims(node);
     switch (kind) {
@@ -240,7 +249,7 @@ class Space {
           std::vector<std::pair<Hash, char>> pairs;
           for (int i : inner) pairs.push_back({node.frontier[i].hash, 0});
           for (int i : closed) pairs.push_back({node.frontier[i].hash, 1});
-          Step st = contraction(node, pairs);
+          Step st = contraction(pairs);
           if (step_allowance_ok(node, st) && std::find(out.begin(), out.end(), st) == out.end())
             out.push_back(std::move(st));
         }
@@ -291,14 +300,7 @@ class Space {
   }
 
   NodeP apply(const Node& node, const Step& step) {
-    auto n = std::make_shared<Node>();
-    n->sizes = node.sizes;
-    n->prims = node.prims;
-    n->output = node.output;
-    n->frontier = node.frontier;
-    n->weights = node.weights;
-    n->expands = node.expands;
-    n->used = node.used;
+    auto n = std::make_shared<Node>(node);  // depth, last and hash are set below
     auto take = [&](Hash h) {
       for (auto it = n->frontier.begin(); it != n->frontier.end(); ++it)
         if (it->hash == h) {
@@ -321,17 +323,13 @@ class Space {
       }
       return scratch_;
     };
-    auto count = [&](int size) {
-      for (int v = 0; v < sz_.nvars(); ++v)
-        if (sz_.is_primary(v)) n->used[v] += sz_[size].pw[v];
-    };
     const std::string& size_text = step.size >= 0 ? sz_[step.size].text : empty_;
     switch (step.kind) {
       case REDUCE: {
         Dim& r = add(step.size, Text().lit("'reduce', ").q(size_text).digest(), O_REDUCE);
         r.summed = 0;
         n->prims.push_back({P_REDUCE, {r.id}, {}, 0});
-        count(step.size);
+        sz_.count_primaries(step.size, n->used);
         break;
       }
       case MERGE: {
@@ -429,7 +427,7 @@ class Space {
           }
           w.dims.push_back({wid, wh});
           w.tops.push_back(o ? 0 : th);
-          count(d.size);
+          sz_.count_primaries(d.size, n->used);
         }
         n->weights.push_back(std::move(w));
         break;
@@ -459,8 +457,6 @@ class Space {
     return finals_.emplace(node->hash, std::move(f)).first->second;
   }
 
-  size_t finals_cached() const { return finals_.size(); }
-
  private:
   static std::string g3(double x) {  // Python's format(x, ".3g")
     char buf[32];
@@ -468,13 +464,10 @@ class Space {
     return buf;
   }
 
-  static void set_below(Dim& d, std::initializer_list<Hash> hs) {
-    d.nbelow = 0;
-    for (Hash h : hs) d.below[d.nbelow++] = h;
-  }
+  static void set_below(Dim& d, std::initializer_list<Hash> hs) { std::copy(hs.begin(), hs.end(), d.below); }
 
   // A Contraction step with its (hash, outer) pairs in sorted order, as Python builds them.
-  static Step contraction(const Node&, std::vector<std::pair<Hash, char>> pairs) {
+  static Step contraction(std::vector<std::pair<Hash, char>> pairs) {
     std::sort(pairs.begin(), pairs.end());
     Step s;
     s.kind = CONTRACT;
@@ -510,22 +503,6 @@ class Space {
     return out;
   }
 
-  template <class Rng>
-  static double uniform(Rng& rng) {
-    return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
-  }
-  template <class Rng>
-  static int pick(Rng& rng, int n) {
-    return static_cast<int>(uniform(rng) * n);
-  }
-
- public:
-  template <class Rng>
-  static int draw(Rng& rng, int n) { return pick(rng, n); }
-  template <class Rng>
-  static double draw_unit(Rng& rng) { return uniform(rng); }
-
- private:
   std::vector<const Dim*>& unique_dims(const Node& node) {
     std::vector<const Dim*>& out = uniq_;  // first-appearance order, the last dim of each hash (Python's by_hash)
     out.clear();

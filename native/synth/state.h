@@ -44,10 +44,9 @@ class Text {
     return *this;
   }
   Text& h(Hash x) {
-    static const char* digits = "0123456789abcdef";
     char buf[18];
     buf[0] = buf[17] = '\'';
-    for (int i = 16; i >= 1; --i, x >>= 4) buf[i] = digits[x & 0xf];
+    write_hex64(x, buf + 1);
     s_.append(buf, 18);
     return *this;
   }
@@ -78,7 +77,6 @@ struct Dim {
   Hash hash = 0;
   Origin origin = O_OUT;
   Hash below[2] = {0, 0};
-  int nbelow = 0;
   bool unordered = false;
   bool discarding = false;
   int window = -1;  // an Unfold top's window size
@@ -120,15 +118,6 @@ struct Step {
 
   bool operator==(const Step& o) const {
     return kind == o.kind && size == o.size && dims == o.dims && outer == o.outer;
-  }
-};
-
-struct StepHasher {
-  size_t operator()(const Step& s) const {
-    uint64_t h = static_cast<uint64_t>(s.kind) * 0x9e3779b97f4a7c15ULL ^ static_cast<uint64_t>(s.size + 7);
-    for (Hash d : s.dims) h = (h ^ d) * 0x100000001b3ULL;
-    for (char o : s.outer) h = (h ^ static_cast<uint64_t>(o)) * 0x100000001b3ULL;
-    return static_cast<size_t>(h);
   }
 };
 

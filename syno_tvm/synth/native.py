@@ -75,11 +75,11 @@ class NativeSampler:
 
     def random_final(self, rng: Any = None) -> Sample:
         """The next final (``rng`` is accepted for the Sampler interface; the engine's stream was seeded)."""
-        rec = self.engine.random_final()
-        if rec is None:
+        recs = self.engine.sample(1, float("inf"))
+        if not recs:
             raise SynoError(f"no further final operator: the space of spec '{self.space.spec.name}' is exhausted "
                             "or its descents ended in dead ends; raise the depth or loosen the limits")
-        return self.sample(rec)
+        return self.sample(recs[0])
 
     def draw(self, n: int, seconds: float = float("inf")) -> list[Record]:
         """Up to ``n`` raw records within ``seconds`` (fewer when the space runs out): one call, no Operators."""
