@@ -7,9 +7,9 @@ against 0.02.  Children are explored nearest first (smallest shape distance, tie
 generation order the first child is a Reduce, and the search sank for minutes into a region of Reduce chains with
 no final.  The price is diversity: neighbours are often the same function (benchmarks/results/synthesis.txt: half
 of the first 200 on the vision spec and 90 % on the transformer spec are semantic duplicates, against 0-3 % for
-random descents), so after semantic merging it is 8x faster than random descents on vision and 3x slower on the
-transformer, and a time-limited run sees one corner of the space.  So this order is for enumerating a small space
-completely or building a dataset of operators; search and sampling use :class:`~syno_tvm.synth.sample.Sampler`.
+random descents), and a time-limited run sees one corner of the space; it is also Python, 2.6x (vision) and 9x
+(transformer) slower than the native random sampler before merging.  So this order is for enumerating a small
+space completely; search and sampling use :meth:`Space.random_final` (:mod:`syno_tvm.synth.native`).
 
 Each node is entered once (the lattice: a node reached by another path is skipped by its hash) and each operator
 is yielded once (by its structural hash); the order is deterministic.
