@@ -66,14 +66,22 @@ def test_layers_an_operator_cannot_serve_are_kept_with_the_reason():
     assert "not a positive integer" in kept[0].reason and "layer 'conv2d_0'" in kept[0].reason
 
 
-def test_strided_conv_gets_avgpool_then_operator():
-    mod = import_onnx(resnet18_cifar(width=8))
+def test_strided_convs_are_exact_with_conv2d_and_avgpooled_for_other_operators():
+    model = resnet18_cifar(width=8)
+    mod = import_onnx(model)
     strided = [d.layer for d in find_layers(mod) if d.kind == "conv2d" and d.shape["stride"] == 2]
     swap = OperatorSwap({name: named("conv2d") for name in strided})
     swapped = swap(mod)
     done = [d for d in swap.decisions if d.action == "swap"]
-    assert len(done) == len(strided) == 6 and all("AvgPool(2)" in d.reason for d in done)
-    assert _run(swapped, _input(resnet18_cifar(width=8))).shape == (1, 10)
+    assert len(done) == len(strided) == 6 and all(d.exact and d.pool == 0 for d in done)
+    x = _input(model)
+    assert _close(_run(swapped, x), _run(mod, x)) <= 1e-4
+    three = [name for name in strided if swap.used[name].coefficient_values.get("k") == 3]
+    other = OperatorSwap({name: named("stacked_conv") for name in three})
+    out = _run(other(mod), x)
+    pooled = [d for d in other.decisions if d.action == "swap"]
+    assert len(pooled) == 3 and all(d.pool == 2 and "AvgPool(2)" in d.reason and not d.exact for d in pooled)
+    assert out.shape == (1, 10)
 
 
 def test_linear_swap_reproduces_transformer_block():

@@ -142,6 +142,45 @@ def gpt2_qkv(k: int = 2, t: int = 3) -> Operator:
     return a.build([n, s, a.merge(a.merge(q, r1), r2)], "gpt2_qkv")
 
 
+def convolution(kh: int = 3, kw: int = 3, stride: int = 1, groups: int = 1, depthwise: bool = False) -> Operator:
+    """One ONNX/PyTorch convolution layer exactly (same padding ``k//2``, odd kernels), as the swap pass needs it
+    to keep a layer's function on any model: a ``kh x kw`` kernel (1 x 1 needs no window), ``stride`` as a Stride
+    after each window (Unfold reads ``i + j - k//2``, Stride then keeps every ``s``-th ``i``: the strided conv's
+    own index), ``groups`` as a Split of C_in by ``C_in/g``, ``depthwise`` for one filter per channel (C_out =
+    C_in). The weight has PyTorch's ``[C_out, C_in/groups, kh, kw]`` memory order, so a layer's weights carry over.
+    The square stride-1 cases are the library's ``conv2d``, ``conv2d_grouped`` and ``conv2d_depthwise``."""
+    coefficients = {"kh": kh, "kw": kw} if kh != kw else ({"k": kh} if kh > 1 else {})
+    if stride > 1:
+        coefficients["s"] = stride
+    if groups > 1 and not depthwise:
+        coefficients["g"] = groups
+    a = Assembler(**coefficients)
+    n, c, h, w = a.input("N", "C_in", "H", "W")
+    windows = []
+    for axis, (dim, k, name) in enumerate(((h, kh, "kh" if kh != kw else "k"), (w, kw, "kw" if kh != kw else "k"))):
+        if k > 1:
+            dim, win = a.unfold(dim, name)
+            windows.append(win)
+        if stride > 1:
+            dim = a.stride(dim, "s")
+        h, w = (dim, w) if axis == 0 else (h, dim)
+    if depthwise:
+        c = a.share(c, 1)
+        windows = [a.share(win, 1) for win in windows]
+        a.sum(*windows)
+        return a.build([n, c, h, w], "conv2d_depthwise")
+    gamma = None
+    if groups > 1:
+        gamma, c = a.split(c, "C_in/g")
+        gamma = a.share(gamma, 1)
+    o = a.share(a.expand("C_out/g" if groups > 1 else "C_out"), 1)
+    c = a.share(c, 1)
+    windows = [a.share(win, 1) for win in windows]
+    a.sum(c, *windows)
+    out = a.merge(gamma, o) if gamma is not None else o
+    return a.build([n, out, h, w], "conv2d_grouped" if groups > 1 else ("conv2d" if windows else "pointwise"))
+
+
 @dataclass(frozen=True)
 class Entry:
     build: Callable[..., Operator]

@@ -228,7 +228,7 @@ def export_swapped(onnx_model: "onnx.ModelProto | str",
         if layer not in decisions:
             new_nodes.append(node)
             continue
-        d, op = decisions[layer], swap.operator_for(layer)
+        d, op = decisions[layer], swap.used[layer]
         emit = (_conv_layer if d.kind == "conv2d" else _matmul_layer)
         nodes, new_inits, bn = emit(node, d, op, weights[layer], inits, consumers if bn_folded else {})
         new_nodes.extend(nodes)

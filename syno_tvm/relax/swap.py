@@ -5,12 +5,12 @@ operator for every eligible layer, or a map ``layer name -> operator | None`` (N
 ``conv2d_<i>`` / ``matmul_<i>`` in program order.  Each decision, with its reason when a layer is kept, is recorded
 in :attr:`OperatorSwap.decisions`.
 
-Per layer the operator is bound to the layer's sizes by variable name (``N, C_in, C_out, H, W`` for convs,
-``N, seq, H_in, H_out`` for matmuls); a layer is swapped only if every size is a positive integer there and the
-operator's input and output shapes equal the layer's.  Strided convs follow Syno: ``AvgPool(s)`` then the operator
-at the reduced resolution (a different function, reported as such).  Weights: if the operator has one weight with
-as many elements as the original, it starts from the original weights (so ``conv2d`` reproduces the model
-exactly); otherwise its weights are initialized randomly, scaled by fan-in, from a seed.
+Which layers an operator serves and how (bound to the layer's sizes, a convolution operator rebuilt for the
+layer's kernel, stride and groups, AvgPool before strided layers) is decided by :func:`.layers.serve`; a layer is
+swapped only if the operator's input and output shapes then equal the layer's.  Weights: where the swap keeps the
+layer's function (``Decision.exact``) it takes the layer's own weights, so ``conv2d`` reproduces any conv model;
+otherwise new random weights from a seed, scaled so the layer's output keeps the original's variance
+(:func:`init_scale`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from ..errors import SynoError
 from ..ir.graph import Operator
 from ..lower.te_forward import forward
+from .layers import Kept, Layer, conv_layer, matmul_layer, serve, static_shape
 
 
 @dataclass
@@ -46,21 +47,11 @@ class Decision:
     # (export_onnx.py) rebuilds the layer from these
     binding: dict[str, int] = field(default_factory=dict)
     pool: int = 0
+    # the swapped layer computes the original layer's function with its weights (a swap must not change outputs)
+    exact: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def _shape(expr) -> tuple[int, ...] | None:
-    shape = getattr(getattr(expr, "ty", None), "shape", None)
-    try:
-        return tuple(int(s) for s in shape) if shape is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _ints(xs) -> list[int]:
-    return [int(x) for x in xs]
 
 
 @dataclass
@@ -73,14 +64,21 @@ class OperatorSwap:
     # emit call_tir_with_grad (with the operator's derived backward registered) so relax Gradient can train it
     differentiable: bool = False
     decisions: list[Decision] = field(default_factory=list)
+    # layer -> the operator swapped in (a convolution operator is rebuilt per layer: relax/layers.py)
+    used: dict[str, Operator] = field(default_factory=dict)
 
     def operator_for(self, layer: str) -> Operator | None:
+        """The operator chosen for ``layer`` (before it is fitted to the layer: see :attr:`used`)."""
         if self.choice is None or isinstance(self.choice, Operator):
             return self.choice
         return self.choice.get(layer)
 
+    def label(self, layer: str) -> str:
+        op = self.operator_for(layer)
+        return (op.name or op.hash) if op is not None else ""
+
     def __call__(self, mod: tvm.IRModule) -> tvm.IRModule:
-        self.decisions = []
+        self.decisions, self.used = [], {}
         known = set(self.choice) if isinstance(self.choice, Mapping) else set()
         out = _Swapper(mod, self).transform()
         unknown = known - {d.layer for d in self.decisions}
@@ -130,92 +128,60 @@ class _Swapper(PyExprMutator):
             return self._matmul(call)
         return call
 
-    # ---- conv2d ---------------------------------------------------------------------------------------------------
+    # ---- layers --------------------------------------------------------------------------------------------------
     def _conv(self, call: relax.Call):
-        name = f"conv2d_{self.counts['conv2d']}"
+        layer = conv_layer(f"conv2d_{self.counts['conv2d']}", call)
         self.counts["conv2d"] += 1
-        x_shape, w_shape, y_shape = _shape(call.args[0]), _shape(call.args[1]), _shape(call)
-        a = call.attrs
-        strides, padding, dilation = _ints(a.strides), _ints(a.padding), _ints(a.dilation)
-        n, c_in, h, w = x_shape
-        c_out, _, kh, kw = w_shape
-        shape = {"N": n, "C_in": c_in, "C_out": c_out, "H": h, "W": w, "kernel": kh, "stride": strides[0]}
-        flops = 2 * int(np.prod(y_shape)) * int(np.prod(w_shape[1:]))
-        d = Decision(name, "conv2d", shape, "keep", flops_before=flops, params_before=int(np.prod(w_shape)))
-        self.swap.decisions.append(d)
-        op = self.swap.operator_for(name)
-        if op is None:
-            d.reason = "not chosen"
-            return call
-        why = None
-        if a.data_layout != "NCHW" or a.kernel_layout != "OIHW":
-            why = f"layout {a.data_layout}/{a.kernel_layout} (only NCHW/OIHW)"
-        elif int(a.groups) != 1:
-            why = f"groups={int(a.groups)} (only dense convs are replaced)"
-        elif dilation != [1, 1]:
-            why = f"dilation {dilation}"
-        elif kh != kw or padding != [kh // 2] * 4 or kh % 2 == 0:
-            why = f"padding {padding} for a {kh}x{kw} kernel is not 'same'"
-        elif strides[0] != strides[1] or h % strides[0] or w % strides[1]:
-            why = f"stride {strides} does not divide the input {h}x{w}"
-        if why:
-            d.reason = why
-            return call
-        s = strides[0]
-        binding = {"N": n, "C_in": c_in, "C_out": c_out, "H": h // s, "W": w // s}
-        return self._replace(call, d, op, binding, (n, c_in, h // s, w // s), y_shape,
-                             pool=s if s > 1 else 0, original=call.args[1])
+        return self._layer(call, layer, call.args[0], layer.weight)
 
-    # ---- matmul with a constant weight ------------------------------------------------------------------------------
     def _matmul(self, call: relax.Call):
-        x_shape, w_shape, y_shape = _shape(call.args[0]), _shape(call.args[1]), _shape(call)
+        x_shape, w_shape, y_shape = static_shape(call.args[0]), static_shape(call.args[1]), static_shape(call)
         if not isinstance(call.args[1], tvm.ir.expr.Constant) or x_shape is None or w_shape is None or len(w_shape) != 2:
             return call  # activations x activations (attention scores) are not layers
-        name = f"matmul_{self.counts['matmul']}"
+        # ONNX stores [H_in, H_out]; the library's linear uses PyTorch's [H_out, H_in]
+        weight = np.ascontiguousarray(call.args[1].value.numpy().T)
+        layer = matmul_layer(f"matmul_{self.counts['matmul']}", x_shape, w_shape, y_shape, weight)
         self.counts["matmul"] += 1
-        lead = x_shape[:-1]
-        n, seq = (lead[0], int(np.prod(lead[1:]))) if len(lead) >= 2 else (1, lead[0])
-        shape = {"N": n, "seq": seq, "H_in": w_shape[0], "H_out": w_shape[1]}
-        d = Decision(name, "matmul", shape, "keep", flops_before=2 * int(np.prod(y_shape)) * w_shape[0],
-                     params_before=int(np.prod(w_shape)))
+        x = call.args[0]
+        if len(x_shape) != 3:
+            x = self.builder_.emit(relax.op.reshape(x, layer.x_shape))
+        out = self._layer(call, layer, x, weight)
+        if out is call or len(x_shape) == 3:
+            return out
+        return self.builder_.emit(relax.op.reshape(out, y_shape))
+
+    def _layer(self, call: relax.Call, layer: Layer, x, original: np.ndarray | None):
+        d = Decision(layer.name, layer.kind, layer.summary(), "keep", flops_before=layer.flops,
+                     params_before=layer.params)
         self.swap.decisions.append(d)
-        op = self.swap.operator_for(name)
+        op = self.swap.operator_for(layer.name)
         if op is None:
             d.reason = "not chosen"
             return call
-        x = call.args[0]
-        if len(lead) != 2:
-            x = self.builder_.emit(relax.op.reshape(x, (n, seq, w_shape[0])))
-        # ONNX stores [H_in, H_out]; the library's linear uses PyTorch's [H_out, H_in]
-        original = relax.const(np.ascontiguousarray(call.args[1].value.numpy().T))
-        out = self._replace(None, d, op, shape, (n, seq, w_shape[0]), (n, seq, w_shape[1]), pool=0,
-                            original=original, x=x)
-        if out is None:
+        serving = serve(op, layer)
+        if isinstance(serving, Kept):
+            d.reason = serving.reason
             return call
-        return out if len(lead) == 2 else self.builder_.emit(relax.op.reshape(out, y_shape))
-
-    # ---- shared ---------------------------------------------------------------------------------------------------
-    def _replace(self, call, d: Decision, op: Operator, binding: dict[str, int], x_shape, y_shape, pool: int,
-                 original, x=None):
+        op, binding, pool = serving.operator, serving.binding, serving.pool
         try:
-            shapes = op.shapes(binding, layer=d.layer)
+            shapes = op.shapes(binding, layer=layer.name)
         except SynoError as e:
             d.reason = str(e)
             return call
-        if shapes["X"] != tuple(x_shape) or shapes["Y"] != tuple(y_shape):
-            d.reason = f"operator maps {list(shapes['X'])} -> {list(shapes['Y'])}, layer is " \
-                       f"{list(x_shape)} -> {list(y_shape)}"
+        x_shape = layer.x_shape[:2] + tuple(n // max(pool, 1) for n in layer.x_shape[2:]) if pool else layer.x_shape
+        if shapes["X"] != tuple(x_shape) or shapes["Y"] != tuple(layer.y_shape):
+            d.reason = (f"the operator maps {list(shapes['X'])} -> {list(shapes['Y'])}; this layer maps "
+                        f"{list(x_shape)} -> {list(layer.y_shape)}")
             return call
-        x = call.args[0] if x is None else x
         if pool:
             x = self.builder_.emit(relax.op.nn.avg_pool2d(x, pool_size=pool, strides=pool))
-        weights = self._weights(op, binding, shapes, original)
+        weights = self._weights(op, binding, shapes, original, serving.exact)
         build, order = forward(op, binding)
-        d.action, d.operator = "swap", op.name or op.hash
-        d.binding, d.pool = dict(binding), pool
-        d.reason = f"AvgPool({pool}) + operator (Syno's scheme for strided convs)" if pool else ""
+        d.action, d.operator, d.exact = "swap", self.swap.label(layer.name), serving.exact
+        d.binding, d.pool, d.reason = dict(binding), pool, serving.note
         d.flops_after = order.flops + (int(np.prod(x_shape)) * pool * pool if pool else 0)
         d.params_after = op.params(binding)
+        self.swap.used[layer.name] = op
         hint = f"syno_{op.name or 'op'}_{d.layer}"
         if self.swap.differentiable:
             from ..train.grad import register_gradient
@@ -224,13 +190,52 @@ class _Swapper(PyExprMutator):
                                                    te_grad_name=register_gradient(op, binding))
         return self.builder_.call_te(build, x, *weights, primfunc_name_hint=hint)
 
-    def _weights(self, op: Operator, binding, shapes, original) -> list:
+    def _weights(self, op: Operator, binding, shapes, original: np.ndarray | None, exact: bool) -> list:
+        """The layer's own weights where the swap keeps its function (and the layer's weight is a constant: in a
+        training graph it is a parameter); otherwise new random weights whose scale keeps the layer's output of
+        the original's order (see :func:`init_scale`)."""
         w_shapes = [s for k, s in shapes.items() if k.startswith("W")]
-        orig = original.value.numpy() if isinstance(original, tvm.ir.expr.Constant) else None
-        if len(w_shapes) == 1 and orig is not None and orig.size == int(np.prod(w_shapes[0])):
-            return [relax.const(orig.reshape(w_shapes[0]).astype("float32"))]
-        out = []
-        for s in w_shapes:
-            fan = max(1, int(np.prod(s)) // s[0])
-            out.append(relax.const((self.rng.standard_normal(s) * np.sqrt(2.0 / fan)).astype("float32")))
-        return out
+        if exact and original is not None:
+            return [relax.const(np.ascontiguousarray(original).reshape(w_shapes[0]).astype("float32"))]
+        std = init_scale(op, binding, original)
+        return [relax.const((self.rng.standard_normal(s) * std).astype("float32")) for s in w_shapes]
+
+
+def init_scale(op: Operator, binding: Mapping[str, int], original: np.ndarray | None) -> float:
+    """The standard deviation for every weight of ``op`` that gives its output the original layer's variance.
+
+    Each output is a sum of R terms ``X[..] * W1[..] * ... * WT[..]`` (R: the product of the Reduce sizes).  With
+    independent zero-mean weights, two terms are correlated only if they read the same entry of every weight: a
+    Reduce no weight depends on (a weight-free window sum) makes classes of ``R / R_W`` such terms, where ``R_W``
+    is the product of the Reduce sizes that reach a weight.  Activations after a ReLU have a mean about as large as
+    their spread, so half of ``Var(X)`` adds within a class: ``Var(Y) = prod_t v_t * Var(X) * (R + R^2 / R_W) / 2``.
+    The original layer gives ``sum_i W[o, i]^2 * Var(X)`` per output channel (each of its terms has a weight entry
+    of its own); matching the mean over channels with one variance ``v`` for every weight gives
+    ``v = (2 sum W^2 / C_out / (R + R^2 / R_W))^(1/T)``.  Scaling each weight by its own fan-in instead (the usual
+    init) compounds over T weights and 20 layers (outputs of 1e30).  Without the original's values (a training
+    graph's parameter) the gain is He's, 2: ``sum W^2 / C_out`` of a He-initialized layer."""
+    sizes = op.bind(binding)
+    reach = _reaching_weights(op)
+    terms = float(np.prod([sizes[d] for d in op.reduces])) if op.reduces else 1.0
+    weighted = float(np.prod([sizes[d] for d in op.reduces if d in reach])) if reach else 1.0
+    gain = 0.0 if original is None else float(np.square(original, dtype=np.float64).sum()) / max(1, original.shape[0])
+    if not gain > 0:
+        gain = 2.0
+    return float((2.0 * gain / (terms + terms * terms / weighted)) ** (0.5 / max(1, len(op.weights))))
+
+
+def _reaching_weights(op: Operator) -> set[int]:
+    """The Reduce dims whose index reaches a weight, going up through the primitives to the tensors."""
+    out = set()
+    for r in op.reduces:
+        todo = [r]
+        while todo:
+            i = op.sink.get(todo.pop())
+            if i is None:
+                continue
+            p = op.prims[i]
+            if p.kind == "share":
+                out.add(r)
+                break
+            todo.extend(p.tops)
+    return out

@@ -347,10 +347,14 @@ def layers_from_model(spec: Spec, model: str) -> dict[str, dict[str, int]]:
         shape = dict(d.shape)
         if d.kind != spec.layer_kind or d.layer in spec.skip_layers:
             continue
-        if spec.kernel is not None and shape.get("kernel") != spec.kernel:
+        if spec.kernel is not None and (shape.get("kernel"), shape.get("kernel_w", shape.get("kernel"))) != \
+                (spec.kernel, spec.kernel):
             continue
+        if "stride_w" in shape or (shape.get("groups", 1) > 1 and "g" not in names):
+            continue   # AvgPool takes one factor; a grouped layer needs a group coefficient (relax/layers.py)
         stride = shape.pop("stride", 1)
-        shape.pop("kernel", None)
+        for key in ("kernel", "kernel_w", "groups"):
+            shape.pop(key, None)
         for k in ("H", "W"):
             if k in shape and stride > 1:
                 shape[k] //= stride

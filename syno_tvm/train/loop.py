@@ -206,7 +206,7 @@ def write_onnx(model: onnx.ModelProto, graph: TrainGraph, trainer: Trainer, path
     if swapped:
         weights = {}
         for d in swapped:
-            n = len(graph.swap.operator_for(d.layer).weights)
+            n = len(graph.swap.used[d.layer].weights)
             weights[d.layer] = [values[f"{d.layer}.W{k}"] for k in range(1, n + 1)]
         out = export_swapped(out, graph.swap, weights, bn_folded=False)
     onnx.checker.check_model(out)
