@@ -87,7 +87,9 @@ def render(report: dict) -> str:
                     {"not_measured": "onnxruntime runs on this host only"}, base), ""]
     if report.get("max_abs_output_diff") is not None:
         out += [f"Max |output difference| swapped vs original: {report['max_abs_output_diff']:.3g} "
-                "(new operators start from random weights unless they reuse the layer's: train before use).", ""]
+                f"({report.get('output_diff_note', '')}).", ""]
+    elif report.get("output_diff_note"):
+        out += [f"Output difference swapped vs original: {report['output_diff_note']}.", ""]
     acc = report.get("accuracy")
     if acc:
         r = acc["recipe"]
@@ -110,7 +112,8 @@ def render(report: dict) -> str:
     for d in report["layers"]:
         shape = ", ".join(f"{k}={v}" for k, v in d["shape"].items())
         swapped = d["action"] == "swap"
-        out.append(f"| {d['layer']} | {d['kind']} | {shape} | {d['action']} | {d['operator'] or '-'} | "
+        action = "swap (same function)" if swapped and d.get("exact") else d["action"]
+        out.append(f"| {d['layer']} | {d['kind']} | {shape} | {action} | {d['operator'] or '-'} | "
                    f"{d['flops_before']:,} | {d['flops_after'] if swapped else d['flops_before']:,} | "
                    f"{d['params_before']:,} | {d['params_after'] if swapped else d['params_before']:,} | "
                    f"{d['reason'] or '-'} |")
