@@ -3,66 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
-import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Sequence
 
+from .atomic import write_text
 from .errors import SynoError
-from .ir.graph import Operator
-from .ir.library import LIBRARY, named
-from .ir.sizes import parse_binding
-
-
-def load_operator(spec: str) -> tuple[Operator, dict[str, int]]:
-    """A named operator (``NAME`` or ``NAME:coef=value,...`` to set its coefficients, e.g. ``conv2d_grouped:g=4``),
-    a JSON file or inline JSON; with the library's example binding where there is one."""
-    if spec in LIBRARY:
-        return named(spec), dict(LIBRARY[spec].example)
-    name, _, coefs = spec.partition(":")
-    if name in LIBRARY and coefs:
-        return _with_coefficients(name, coefs), {}
-    if spec.lstrip().startswith("{"):
-        return Operator.from_json(spec), {}
-    path = Path(spec)
-    if path.suffix == ".json" or path.exists():
-        if not path.is_file():
-            raise SynoError(f"operator file '{spec}' does not exist: give a JSON file or one of {', '.join(LIBRARY)}")
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise SynoError(f"cannot read operator file '{spec}': {e}") from None
-        return Operator.from_json(text), {}
-    raise SynoError(f"unknown operator '{spec}': use one of {', '.join(LIBRARY)} or a JSON file")
-
-
-def _with_coefficients(name: str, text: str) -> Operator:
-    """``LIBRARY[name]`` built with the coefficients in ``text`` (``g=4,k=5``)."""
-    allowed = list(inspect.signature(LIBRARY[name].build).parameters)
-    if not allowed:
-        raise SynoError(f"{name} has no coefficients: write just '{name}'")
-    values = {}
-    for item in text.split(","):
-        key, eq, value = (part.strip() for part in item.partition("="))
-        if not eq or key not in allowed or not value.isdigit() or int(value) < 1:
-            form = ",".join(f"{a}=N" for a in allowed)
-            raise SynoError(f"bad coefficient '{item}' for {name}: write {name}:{form} with positive integers")
-        values[key] = int(value)
-    return LIBRARY[name].build(**values)
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a file."""
-    target = Path(path)
-    if target.parent and not target.parent.exists():
-        raise SynoError(f"cannot write '{path}': directory '{target.parent}' does not exist")
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, target)
+from .ir.library import LIBRARY
+from .ir.load import bound, load_operator
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -91,8 +39,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .ir.formula import operator_formula, render
     from .lower.order import plan
 
-    op, binding = load_operator(args.operator)
-    binding.update(parse_binding(args.bind or ""))
+    op, example = load_operator(args.operator)
+    binding = bound(op, example, args.bind or "")
     print(f"{op.name or 'operator'}  hash {op.hash}")
     print("  " + operator_formula(op))
     sym = {"X": op.input, **{f"W{t}": w for t, w in enumerate(op.weights, start=1)}, "Y": op.output}
@@ -119,12 +67,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
         print(forward_primfunc(op, binding).script())
     if args.json:
-        write_atomically(args.json, json.dumps(op.to_json(), indent=1) + "\n")
+        write_text(args.json, json.dumps(op.to_json(), indent=1) + "\n")
         print(f"wrote {args.json}")
     if args.dot:
         from .report.dot import to_dot
 
-        write_atomically(args.dot, to_dot(op))
+        write_text(args.dot, to_dot(op))
         print(f"wrote {args.dot}")
     if args.verify:
         from .lower.verify import verify

@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _choice(args: argparse.Namespace) -> "Operator | dict[str, Operator | None]":
-    from .cli import load_operator
+    from .ir.load import load_operator
 
     if args.operator:
         return load_operator(args.operator)[0]
