@@ -85,9 +85,18 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from .optimize import run
+    from .optimize import OptimizeConfig, optimize
+    from .report.markdown import headline
 
-    return run(args)
+    config = OptimizeConfig(model=args.model, out=args.out, operator=args.operator, per_layer=args.per_layer,
+                            target=args.target, trials=args.trials, rpc=args.rpc, runs=args.runs, width=args.width,
+                            accuracy=args.accuracy)
+    out = optimize(config)
+    report = json.loads((out / "report.json").read_text())
+    for line in headline(report):
+        print(line)
+    print(f"wrote {out}/ (report.md, report.json, {report['swapped'].get('library', 'no library')}, tuning/)")
+    return 0
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
@@ -100,6 +109,28 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     n = synthesize(spec, args.count, args.seed, args.out, progress=not args.quiet, order=args.order)
     print(f"wrote {n} operators to {args.out} (spec {spec.name}, {len(spec.layers)} layer bindings)")
     return 0
+
+
+def _optimize_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``syno-tvm optimize`` (python/optimize_onnx.py runs the same subcommand)."""
+    from .optimize import DEFAULT_TRIALS
+
+    p.add_argument("model", help="an ONNX file (static input shapes), or builtin:resnet18-cifar / builtin:small-cnn")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--operator", help="one operator (library name or JSON file) for every layer it can serve")
+    how.add_argument("--per-layer", metavar="MAP.json", help='a JSON map layer -> operator or null (keep), e.g. '
+                     '{"conv2d_1": "syno_operator1", "conv2d_2": null}; layer names come from the report')
+    p.add_argument("--target", default="llvm", help="llvm (this CPU), cuda[:sm_XX] or aarch64[:CPU]")
+    p.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="MetaSchedule trials per tuning task, the "
+                   "same for the original and the swapped model")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole at the end)")
+    p.add_argument("--rpc", metavar="HOST:PORT[:KEY]", help="measure over tvm.rpc: a server, or a tracker + key")
+    p.add_argument("--runs", type=int, default=30, help="timed repeats (each 10 calls) per latency")
+    p.add_argument("--width", type=int, help="channel width of a built-in model (default: its full width, 64 for "
+                   "resnet18-cifar)")
+    p.add_argument("--accuracy", metavar="DATA", help="also train the original and the swapped model with the "
+                   "accuracy proxy recipe (2 epochs on 3000 images, syno_tvm/train/proxy.py) on DATA (fashion-mnist, "
+                   "digits or an .npz with images and labels) and report both validation accuracies")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -116,11 +147,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--tir", action="store_true", help="print the forward PrimFunc (TVMScript)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random test tensors")
     s.set_defaults(fn=cmd_show)
-    from .optimize import add_arguments as optimize_arguments
-
     o = sub.add_parser("optimize", help="swap operators into an ONNX model, tune with MetaSchedule, build, measure "
                        "against the tuned original and onnxruntime; writes library, database and report")
-    optimize_arguments(o)
+    _optimize_arguments(o)
     o.set_defaults(fn=cmd_optimize)
     ls = sub.add_parser("list", help="list the named operators")
     ls.set_defaults(fn=cmd_list)

@@ -26,6 +26,7 @@ from tvm.ir.utils import derived_object
 
 from ..atomic import write_text
 from ..errors import SynoError
+from .targets import is_host_cpu
 
 BUDGET_FILE = "budget.json"
 
@@ -156,7 +157,7 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", t
 
     if trials < 1:
         raise SynoError(f"--trials must be at least 1 (got {trials})")
-    if target.kind.name != "llvm" or "aarch64" in str(target.attrs.get("mtriple", "")):
+    if not is_host_cpu(target):
         raise SynoError(f"tuning {target.kind.name} needs that device here; this machine tunes only its own CPU")
     start = time.time()
     work = Path(work_dir)
