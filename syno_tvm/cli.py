@@ -3,66 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
-import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Sequence
 
+from .atomic import write_text
 from .errors import SynoError
-from .ir.graph import Operator
-from .ir.library import LIBRARY, named
-from .ir.sizes import parse_binding
-
-
-def load_operator(spec: str) -> tuple[Operator, dict[str, int]]:
-    """A named operator (``NAME`` or ``NAME:coef=value,...`` to set its coefficients, e.g. ``conv2d_grouped:g=4``),
-    a JSON file or inline JSON; with the library's example binding where there is one."""
-    if spec in LIBRARY:
-        return named(spec), dict(LIBRARY[spec].example)
-    name, _, coefs = spec.partition(":")
-    if name in LIBRARY and coefs:
-        return _with_coefficients(name, coefs), {}
-    if spec.lstrip().startswith("{"):
-        return Operator.from_json(spec), {}
-    path = Path(spec)
-    if path.suffix == ".json" or path.exists():
-        if not path.is_file():
-            raise SynoError(f"operator file '{spec}' does not exist: give a JSON file or one of {', '.join(LIBRARY)}")
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise SynoError(f"cannot read operator file '{spec}': {e}") from None
-        return Operator.from_json(text), {}
-    raise SynoError(f"unknown operator '{spec}': use one of {', '.join(LIBRARY)} or a JSON file")
-
-
-def _with_coefficients(name: str, text: str) -> Operator:
-    """``LIBRARY[name]`` built with the coefficients in ``text`` (``g=4,k=5``)."""
-    allowed = list(inspect.signature(LIBRARY[name].build).parameters)
-    if not allowed:
-        raise SynoError(f"{name} has no coefficients: write just '{name}'")
-    values = {}
-    for item in text.split(","):
-        key, eq, value = (part.strip() for part in item.partition("="))
-        if not eq or key not in allowed or not value.isdigit() or int(value) < 1:
-            form = ",".join(f"{a}=N" for a in allowed)
-            raise SynoError(f"bad coefficient '{item}' for {name}: write {name}:{form} with positive integers")
-        values[key] = int(value)
-    return LIBRARY[name].build(**values)
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a file."""
-    target = Path(path)
-    if target.parent and not target.parent.exists():
-        raise SynoError(f"cannot write '{path}': directory '{target.parent}' does not exist")
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, target)
+from .ir.library import LIBRARY
+from .ir.load import bound, load_operator
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -91,8 +39,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .ir.formula import operator_formula, render
     from .lower.order import plan
 
-    op, binding = load_operator(args.operator)
-    binding.update(parse_binding(args.bind or ""))
+    op, example = load_operator(args.operator)
+    binding = bound(op, example, args.bind or "")
     print(f"{op.name or 'operator'}  hash {op.hash}")
     print("  " + operator_formula(op))
     sym = {"X": op.input, **{f"W{t}": w for t, w in enumerate(op.weights, start=1)}, "Y": op.output}
@@ -119,12 +67,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
         print(forward_primfunc(op, binding).script())
     if args.json:
-        write_atomically(args.json, json.dumps(op.to_json(), indent=1) + "\n")
+        write_text(args.json, json.dumps(op.to_json(), indent=1) + "\n")
         print(f"wrote {args.json}")
     if args.dot:
         from .report.dot import to_dot
 
-        write_atomically(args.dot, to_dot(op))
+        write_text(args.dot, to_dot(op))
         print(f"wrote {args.dot}")
     if args.verify:
         from .lower.verify import verify
@@ -137,9 +85,18 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from .optimize import run
+    from .optimize import OptimizeConfig, optimize
+    from .report.markdown import headline
 
-    return run(args)
+    config = OptimizeConfig(model=args.model, out=args.out, operator=args.operator, per_layer=args.per_layer,
+                            target=args.target, trials=args.trials, rpc=args.rpc, runs=args.runs, width=args.width,
+                            accuracy=args.accuracy)
+    out = optimize(config)
+    report = json.loads((out / "report.json").read_text())
+    for line in headline(report):
+        print(line)
+    print(f"wrote {out}/ (report.md, report.json, {report['swapped'].get('library', 'no library')}, tuning/)")
+    return 0
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
@@ -152,6 +109,28 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     n = synthesize(spec, args.count, args.seed, args.out, progress=not args.quiet, order=args.order)
     print(f"wrote {n} operators to {args.out} (spec {spec.name}, {len(spec.layers)} layer bindings)")
     return 0
+
+
+def _optimize_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``syno-tvm optimize`` (python/optimize_onnx.py runs the same subcommand)."""
+    from .optimize import DEFAULT_TRIALS
+
+    p.add_argument("model", help="an ONNX file (static input shapes), or builtin:resnet18-cifar / builtin:small-cnn")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--operator", help="one operator (library name or JSON file) for every layer it can serve")
+    how.add_argument("--per-layer", metavar="MAP.json", help='a JSON map layer -> operator or null (keep), e.g. '
+                     '{"conv2d_1": "syno_operator1", "conv2d_2": null}; layer names come from the report')
+    p.add_argument("--target", default="llvm", help="llvm (this CPU), cuda[:sm_XX] or aarch64[:CPU]")
+    p.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="MetaSchedule trials per tuning task, the "
+                   "same for the original and the swapped model")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole at the end)")
+    p.add_argument("--rpc", metavar="HOST:PORT[:KEY]", help="measure over tvm.rpc: a server, or a tracker + key")
+    p.add_argument("--runs", type=int, default=30, help="timed repeats (each 10 calls) per latency")
+    p.add_argument("--width", type=int, help="channel width of a built-in model (default: its full width, 64 for "
+                   "resnet18-cifar)")
+    p.add_argument("--accuracy", metavar="DATA", help="also train the original and the swapped model with the "
+                   "accuracy proxy recipe (2 epochs on 3000 images, syno_tvm/train/proxy.py) on DATA (fashion-mnist, "
+                   "digits or an .npz with images and labels) and report both validation accuracies")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -168,11 +147,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--tir", action="store_true", help="print the forward PrimFunc (TVMScript)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random test tensors")
     s.set_defaults(fn=cmd_show)
-    from .optimize import add_arguments as optimize_arguments
-
     o = sub.add_parser("optimize", help="swap operators into an ONNX model, tune with MetaSchedule, build, measure "
                        "against the tuned original and onnxruntime; writes library, database and report")
-    optimize_arguments(o)
+    _optimize_arguments(o)
     o.set_defaults(fn=cmd_optimize)
     ls = sub.add_parser("list", help="list the named operators")
     ls.set_defaults(fn=cmd_list)

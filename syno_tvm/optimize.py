@@ -13,7 +13,6 @@ machine, ``--rpc`` for aarch64).
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import os
@@ -21,6 +20,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,36 +29,40 @@ from tvm import relax
 
 from .errors import SynoError
 from .ir.graph import Operator
+from .tune import targets
 
 DEFAULT_TRIALS = 16
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``syno-tvm optimize`` (shared by python/optimize_onnx.py)."""
-    p.add_argument("model", help="an ONNX file (static input shapes), or builtin:resnet18-cifar / builtin:small-cnn")
-    how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--operator", help="one operator (library name or JSON file) for every layer it can serve")
-    how.add_argument("--per-layer", metavar="MAP.json", help='a JSON map layer -> operator or null (keep), e.g. '
-                     '{"conv2d_1": "syno_operator1", "conv2d_2": null}; layer names come from the report')
-    p.add_argument("--target", default="llvm", help="llvm (this CPU), cuda[:sm_XX] or aarch64[:CPU]")
-    p.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="MetaSchedule trials per tuning task, the "
-                   "same for the original and the swapped model")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole at the end)")
-    p.add_argument("--rpc", metavar="HOST:PORT[:KEY]", help="measure over tvm.rpc: a server, or a tracker + key")
-    p.add_argument("--runs", type=int, default=30, help="timed repeats (each 10 calls) per latency")
-    p.add_argument("--width", type=int, help="channel width of a built-in model (default: its full width, 64 for "
-                   "resnet18-cifar)")
-    p.add_argument("--accuracy", metavar="DATA", help="also train the original and the swapped model with the "
-                   "accuracy proxy recipe (2 epochs on 3000 images, syno_tvm/train/proxy.py) on DATA (fashion-mnist, "
-                   "digits or an .npz with images and labels) and report both validation accuracies")
+@dataclass(frozen=True)
+class OptimizeConfig:
+    """One optimize run, as ``syno-tvm optimize`` and python/optimize_onnx.py parse it.  ``operator`` (one operator
+    for every layer it can serve) and ``per_layer`` (a JSON map file layer -> operator or null) exclude each other;
+    ``width`` applies to built-in models; ``accuracy`` names the proxy training data (None: no accuracy run)."""
+
+    model: str
+    out: str
+    operator: str | None = None
+    per_layer: str | None = None
+    target: str = "llvm"
+    trials: int = DEFAULT_TRIALS
+    rpc: str | None = None
+    runs: int = 30
+    width: int | None = None
+    accuracy: str | None = None
+
+    @property
+    def choice_text(self) -> str:
+        """The operator or the per-layer map file, as the user named it (labels the report and the proxy run)."""
+        return str(self.operator or self.per_layer)
 
 
-def _choice(args: argparse.Namespace) -> "Operator | dict[str, Operator | None]":
-    from .cli import load_operator
+def _choice(config: OptimizeConfig) -> "Operator | dict[str, Operator | None]":
+    from .ir.load import load_operator
 
-    if args.operator:
-        return load_operator(args.operator)[0]
-    path = Path(args.per_layer)
+    if config.operator:
+        return load_operator(config.operator)[0]
+    path = Path(config.per_layer)
     try:
         raw = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -86,20 +90,20 @@ def _swap(mod: tvm.IRModule, choice) -> tuple[tvm.IRModule, list]:
     return swapped, swap.decisions
 
 
-def _load_model(args: argparse.Namespace):
+def _load_model(config: OptimizeConfig):
     from .relax.frontend import load_onnx
     from .relax.models import builtin
 
-    if args.width is None:
-        return load_onnx(args.model)
-    if not str(args.model).startswith("builtin:"):
+    if config.width is None:
+        return load_onnx(config.model)
+    if not str(config.model).startswith("builtin:"):
         raise SynoError("--width applies to built-in models only (an ONNX file has its own widths)")
-    if args.width < 1:
-        raise SynoError(f"--width must be at least 1 (got {args.width})")
-    return builtin(args.model, width=args.width)
+    if config.width < 1:
+        raise SynoError(f"--width must be at least 1 (got {config.width})")
+    return builtin(config.model, width=config.width)
 
 
-def _accuracy(args: argparse.Namespace, choice, decisions: list, progress: bool) -> dict:
+def _accuracy(config: OptimizeConfig, choice, decisions: list, progress: bool) -> dict:
     """Proxy accuracy of the original and the swapped model: the same model (batch set to the recipe's), the same
     layers swapped as in the latency run, one recipe and seed for both."""
     from dataclasses import replace
@@ -109,21 +113,21 @@ def _accuracy(args: argparse.Namespace, choice, decisions: list, progress: bool)
     from .train.proxy import PROXY
 
     width = PROXY.width
-    if str(args.model).startswith("builtin:"):
-        default = inspect.signature(BUILTIN[str(args.model).removeprefix("builtin:")]).parameters.get("width")
-        width = args.width or (default.default if default is not None else width)
-    cfg = replace(PROXY, model=str(args.model), width=width, data=args.accuracy)
+    if str(config.model).startswith("builtin:"):
+        default = inspect.signature(BUILTIN[str(config.model).removeprefix("builtin:")]).parameters.get("width")
+        width = config.width or (default.default if default is not None else width)
+    cfg = replace(PROXY, model=str(config.model), width=width, data=config.accuracy)
     # only the swapped layers: the training import (BatchNorm unfolded, constants not folded) need not see the
     # same kept layers (a Gemm's weight is transposed by an op there, so it is not a constant-weight matmul)
     layers = {d.layer: choice if isinstance(choice, Operator) else choice[d.layer] for d in decisions
               if d.action == "swap"}
-    out: dict = {"data": args.accuracy, "recipe": {k: getattr(cfg, k) for k in
+    out: dict = {"data": config.accuracy, "recipe": {k: getattr(cfg, k) for k in
                                                    ("epochs", "limit", "batch", "lr", "optimizer", "seed", "width")}}
     for label, layer_choice in (("original", None), ("swapped", layers)):
         if progress:
             print(f"training the {label} model for the accuracy proxy ({cfg.epochs} epochs, {cfg.limit} images of "
                   f"{cfg.data})", flush=True)
-        trainer, history = train(replace(cfg, operator=str(args.operator or args.per_layer) if layer_choice else None),
+        trainer, history = train(replace(cfg, operator=config.choice_text if layer_choice else None),
                                  progress=progress, choice=layer_choice)
         out[label] = {"val_acc": history.last["val_acc"], "val_loss": history.last["val_loss"],
                       "images_per_s": float(np.mean([e["images_per_s"] for e in history.epochs])),
@@ -136,23 +140,22 @@ def _measurable(target: tvm.target.Target, rpc: str | None) -> str | None:
     """None if latency can be measured for ``target`` here, else why not (goes into the report)."""
     if target.kind.name == "cuda":
         return None if tvm.cuda(0).exist else "no CUDA GPU on this machine: compiled and exported, not measured"
-    if "aarch64" in str(target.attrs.get("mtriple", "")) and not rpc:
+    if targets.is_aarch64(target) and not rpc:
         return "aarch64 library cross-compiled and exported; pass --rpc HOST:PORT[:KEY] of an aarch64 device to measure"
     return None
 
 
-def _build_and_time(label: str, mod: tvm.IRModule, target, tune_dir: Path, args, inputs, lib_path: Path | None,
-                    progress: bool) -> dict:
+def _build_and_time(label: str, mod: tvm.IRModule, target, tune_dir: Path, config: OptimizeConfig, inputs,
+                    lib_path: Path | None, progress: bool) -> dict:
     """Tune (host CPU only), build, export if asked, measure if possible; a dict for the report."""
     from .tune import compile as C
     from .tune import measure, metaschedule
 
     entry: dict = {"name": label}
-    tunable = target.kind.name == "llvm" and "aarch64" not in str(target.attrs.get("mtriple", ""))
-    if tunable:
+    if targets.is_host_cpu(target):
         if progress:
-            print(f"tuning the {label} model ({args.trials} trials per task)", flush=True)
-        tuned = metaschedule.tune(mod, target, tune_dir, args.trials, progress=progress)
+            print(f"tuning the {label} model ({config.trials} trials per task)", flush=True)
+        tuned = metaschedule.tune(mod, target, tune_dir, config.trials, progress=progress)
         entry["tuning"] = tuned.to_json()
         executable = metaschedule.compile_tuned(mod, target, tune_dir)
     else:
@@ -162,49 +165,51 @@ def _build_and_time(label: str, mod: tvm.IRModule, target, tune_dir: Path, args,
         executable = C.build(metaschedule.prepare(mod), target)
     if lib_path is not None:
         entry["library"] = C.export(executable, lib_path, target).name
-    why_not = _measurable(target, args.rpc)
+    why_not = _measurable(target, config.rpc)
     if why_not:
         entry["latency"], entry["not_measured"] = None, why_not
-    elif args.rpc:
+    elif config.rpc:
         with tempfile.TemporaryDirectory() as tmp:
             path = C.export(executable, Path(tmp) / "m.so", target)
-            entry["latency"] = measure.measure_rpc(path, args.rpc, inputs, repeat=args.runs).to_json()
+            entry["latency"] = measure.measure_rpc(path, config.rpc, inputs, repeat=config.runs).to_json()
     elif target.kind.name == "cuda":
-        entry["latency"] = measure.measure_local(executable, inputs, repeat=args.runs, dev=tvm.cuda(0)).to_json()
+        entry["latency"] = measure.measure_local(executable, inputs, repeat=config.runs, dev=tvm.cuda(0)).to_json()
     else:
-        entry["latency"] = measure.measure_local(executable, inputs, repeat=args.runs).to_json()
+        entry["latency"] = measure.measure_local(executable, inputs, repeat=config.runs).to_json()
         vm = relax.VirtualMachine(executable, tvm.cpu())
         entry["output"] = vm["main"](*[tvm.runtime.tensor(a) for a in inputs]).numpy()
     return entry
 
 
-def optimize(args: argparse.Namespace, progress: bool = True) -> Path:
+def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
     """Run the whole flow; returns the output directory.  Raises SynoError for bad input, writing nothing."""
+    if not config.operator and not config.per_layer or config.operator and config.per_layer:
+        raise SynoError("give exactly one of --operator NAME_OR_JSON and --per-layer MAP.json")
     from .relax.frontend import import_onnx
     from .report.markdown import write_report
-    from .tune import measure, targets
+    from .tune import measure
 
     start = time.time()
-    target = targets.by_name(args.target)
-    if args.trials < 1:
-        raise SynoError(f"--trials must be at least 1 (got {args.trials})")
-    if args.rpc:
-        measure.RpcSpec.parse(args.rpc)
-    out = Path(args.out)
+    target = targets.by_name(config.target)
+    if config.trials < 1:
+        raise SynoError(f"--trials must be at least 1 (got {config.trials})")
+    if config.rpc:
+        measure.RpcSpec.parse(config.rpc)
+    out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise SynoError(f"--out '{out}' exists and is not a directory")
     if not out.parent.is_dir():
         raise SynoError(f"cannot create '{out}': directory '{out.parent}' does not exist")
-    model = _load_model(args)
+    model = _load_model(config)
     inputs = measure.input_arrays(model)
     mod = import_onnx(model)
-    choice = _choice(args)
+    choice = _choice(config)
     swapped, decisions = _swap(mod, choice)
-    if args.accuracy:  # bad data fails now, in one line, not after the tuning
+    if config.accuracy:  # bad data fails now, in one line, not after the tuning
         from .train import data
         from .train.proxy import PROXY
 
-        data.load(args.accuracy, limit=PROXY.limit)
+        data.load(config.accuracy, limit=PROXY.limit)
 
     # The tuning database is a cache that must outlive a failure or a kill (tuning is the long part): it lives in
     # --out/tuning from the start and a rerun resumes from it.  The results are written beside it and moved in at
@@ -214,12 +219,12 @@ def optimize(args: argparse.Namespace, progress: bool = True) -> Path:
     tune_dir = out / "tuning"
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
-        original = _build_and_time("original", mod, target, tune_dir, args, inputs, None, progress)
-        result = _build_and_time("swapped", swapped, target, tune_dir, args, inputs, tmp / "model.so", progress)
+        original = _build_and_time("original", mod, target, tune_dir, config, inputs, None, progress)
+        result = _build_and_time("swapped", swapped, target, tune_dir, config, inputs, tmp / "model.so", progress)
         ort = None
-        if target.kind.name == "llvm" and "aarch64" not in str(target.attrs.get("mtriple", "")):
+        if targets.is_host_cpu(target):
             ort = measure.measure_onnxruntime(model, inputs, threads=int(target.attrs.get("num-cores", 1)),
-                                              repeat=args.runs).to_json()
+                                              repeat=config.runs).to_json()
         diff, outputs = None, (original.pop("output", None), result.pop("output", None))
         swaps = [d for d in decisions if d.action == "swap"]
         new_function = sum(not d.exact for d in swaps)
@@ -232,12 +237,12 @@ def optimize(args: argparse.Namespace, progress: bool = True) -> Path:
             diff = float(np.abs(outputs[0] - outputs[1]).max())
             diff_note = "every swapped layer keeps the layer's function: the outputs must agree"
         report = {
-            "model": str(args.model), "target": str(target), "target_name": args.target,
-            "choice": args.operator or args.per_layer, "trials_per_task": args.trials,
+            "model": str(config.model), "target": str(target), "target_name": config.target,
+            "choice": config.choice_text, "trials_per_task": config.trials,
             "machine": measure.machine_facts(), "layers": [d.to_json() for d in decisions],
             "original": original, "swapped": result, "onnxruntime": ort, "max_abs_output_diff": diff,
             "output_diff_note": diff_note,
-            "accuracy": _accuracy(args, choice, decisions, progress) if args.accuracy else None,
+            "accuracy": _accuracy(config, choice, decisions, progress) if config.accuracy else None,
             "seconds": round(time.time() - start, 1),
         }
         write_report(tmp, report)
@@ -255,15 +260,3 @@ def optimize(args: argparse.Namespace, progress: bool = True) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def run(args: argparse.Namespace) -> int:
-    """CLI entry: optimize, then print where the results are and the headline figures."""
-    out = optimize(args)
-    report = json.loads((out / "report.json").read_text())
-    from .report.markdown import headline
-
-    for line in headline(report):
-        print(line)
-    print(f"wrote {out}/ (report.md, report.json, {report['swapped'].get('library', 'no library')}, tuning/)")
-    return 0

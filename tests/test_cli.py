@@ -193,3 +193,32 @@ def test_json_into_missing_directory(capsys, tmp_path):
     target = tmp_path / "nope" / "op.json"
     assert_user_error(*run(capsys, "show", "conv2d", "--json", str(target))[::2], "nope")
     assert not target.exists() and not target.parent.exists()
+
+
+# ---- named operators with coefficients keep their example binding; --bind overrides single keys ---------------
+
+def test_coefficients_keep_the_example_binding(capsys):
+    code, out, err = run(capsys, "show", "conv2d_grouped:g=4")
+    assert code == 0, out + err
+    binding = next(line for line in out.splitlines() if line.startswith("binding:"))
+    example = LIBRARY["conv2d_grouped"].example
+    assert f"C_in={example['C_in']}" in binding and "g=4" in binding, binding
+
+
+def test_bind_overrides_one_key_of_the_example(capsys):
+    code, out, err = run(capsys, "show", "conv2d_grouped:g=4", "--bind", "H=7")
+    assert code == 0, out + err
+    binding = next(line for line in out.splitlines() if line.startswith("binding:"))
+    assert "H=7" in binding and f"W={LIBRARY['conv2d_grouped'].example['W']}" in binding, binding
+
+
+def test_coefficient_that_breaks_the_example_says_so(capsys):
+    line = assert_user_error(*run(capsys, "show", "conv2d_grouped:g=3")[::2], "example binding", "g=3", "--bind")
+    assert "C_in/g" in line or "C_out/g" in line
+    code, out, err = run(capsys, "show", "conv2d_grouped:g=3", "--bind", "C_in=6,C_out=9")
+    assert code == 0, out + err
+
+
+def test_bad_bind_value_blames_the_bind_not_the_example(capsys):
+    line = assert_user_error(*run(capsys, "show", "conv2d_grouped:g=4", "--bind", "C_in=6")[::2], "C_in=6")
+    assert "example binding" not in line

@@ -6,7 +6,7 @@ import numpy as np
 import tvm
 from tvm import relax, te
 
-from syno_tvm.cli import load_operator
+from syno_tvm.ir.load import load_operator
 from syno_tvm.lower.te_backward import backward_primfunc
 from syno_tvm.relax.models import small_cnn
 from syno_tvm.train.graph import build_graph

@@ -164,3 +164,16 @@ def test_transformer_block_linear_swap_tuned(tmp_path):
     assert matmuls and all(d["action"] == "swap" for d in matmuls)
     assert report["max_abs_output_diff"] < 1e-3
     assert report["swapped"]["tuning"]["failed"] < report["swapped"]["tuning"]["new_trials"]
+
+
+def test_config_is_the_library_input(tmp_path, cnn):
+    """The flow takes an OptimizeConfig, no argparse: exactly one of operator / per_layer, checked before writing."""
+    from syno_tvm.optimize import OptimizeConfig, optimize
+
+    out = tmp_path / "out"
+    for both in ({}, {"operator": "conv2d", "per_layer": str(tmp_path / "m.json")}):
+        with pytest.raises(SynoError, match="exactly one of --operator"):
+            optimize(OptimizeConfig(model=str(cnn), out=str(out), **both), progress=False)
+    with pytest.raises(SynoError, match="--trials must be at least 1"):
+        optimize(OptimizeConfig(model=str(cnn), out=str(out), operator="conv2d", trials=0), progress=False)
+    assert not out.exists()

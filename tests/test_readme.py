@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from syno_tvm.cli import load_operator, main, parser
+from syno_tvm.cli import main, parser
+from syno_tvm.ir.load import load_operator
 
 ROOT = Path(__file__).resolve().parents[1]
 

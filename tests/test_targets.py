@@ -100,3 +100,9 @@ def test_rpc_round_trip_on_loopback(tmp_path):
         server.terminate()
     ref = evaluate(op, b, arrays)
     assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-4
+
+
+def test_is_host_cpu_only_for_this_machines_llvm():
+    assert targets.is_host_cpu(targets.by_name("llvm"))
+    assert not targets.is_host_cpu(targets.by_name("aarch64")) and targets.is_aarch64(targets.by_name("aarch64"))
+    assert not targets.is_host_cpu(targets.by_name("cuda")) and not targets.is_aarch64(targets.by_name("cuda"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import tvm
 from onnx import numpy_helper
 from tvm import relax
 
+from ..atomic import write_atomically, write_text
 from ..errors import SynoError
 from ..ir.graph import Operator
 from . import data as data_mod
@@ -172,10 +172,8 @@ class Trainer:
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
     """Atomic: a kill during the write leaves the previous checkpoint intact."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    np.savez(tmp, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-    os.replace(tmp, path)
+    meta_bytes = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    write_atomically(path, lambda tmp: np.savez(tmp, __meta__=meta_bytes, **arrays), suffix=".npz")
 
 
 def _load_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:
@@ -210,10 +208,7 @@ def write_onnx(model: onnx.ModelProto, graph: TrainGraph, trainer: Trainer, path
             weights[d.layer] = [values[f"{d.layer}.W{k}"] for k in range(1, n + 1)]
         out = export_swapped(out, graph.swap, weights, bn_folded=False)
     onnx.checker.check_model(out)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".onnx")
-    os.close(fd)
-    onnx.save(out, tmp)
-    os.replace(tmp, path)   # a kill mid-write leaves no half-written model
+    write_atomically(path, lambda tmp: onnx.save(out, tmp), suffix=".onnx")  # a kill mid-write leaves no half model
 
 
 def train(config: Config, out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
@@ -223,7 +218,7 @@ def train(config: Config, out_dir: str | Path | None = None, resume: bool = Fals
     at the end.  ``after_epoch(epoch, record)`` is called after each checkpoint (tests use it to simulate a kill).
     ``choice`` (a per-layer operator map, e.g. from the proxy) replaces ``config.operator``, which then only labels
     the run."""
-    from ..cli import load_operator
+    from ..ir.load import load_operator
 
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
@@ -290,8 +285,7 @@ def train(config: Config, out_dir: str | Path | None = None, resume: bool = Fals
         _save_npz(out / "weights.npz", trainer.arrays(), {"config": config.key(), "history": history.epochs,
                                                           "decisions": [d.to_json() for d in graph.decisions]})
         write_onnx(model, graph, trainer, out / "trained.onnx")
-        (out / "history.json").write_text(json.dumps({"config": config.key(), "epochs": history.epochs},
-                                                     indent=1))
+        write_text(out / "history.json", json.dumps({"config": config.key(), "epochs": history.epochs}, indent=1))
     return trainer, history
 
 

@@ -10,7 +10,7 @@ import tvm
 from tvm import relax
 
 from ..errors import SynoError
-from .targets import AARCH64_CC
+from .targets import AARCH64_CC, is_aarch64
 
 
 def is_gpu(target: tvm.target.Target) -> bool:
@@ -53,7 +53,7 @@ def export(executable, path: "str | Path", target: tvm.target.Target) -> Path:
     """Write a loadable library: a shared object for the host, cross-linked for aarch64 when the cross gcc exists,
     else a .tar of object files (link it on the device)."""
     path = Path(path)
-    if "aarch64" in str(target.attrs.get("mtriple", "")):
+    if is_aarch64(target):
         if shutil.which(AARCH64_CC):
             from tvm.support.cc import cross_compiler
 

@@ -24,7 +24,9 @@ import tvm_ffi
 from tvm.s_tir import meta_schedule as ms
 from tvm.ir.utils import derived_object
 
+from ..atomic import write_text
 from ..errors import SynoError
+from .targets import is_host_cpu
 
 BUDGET_FILE = "budget.json"
 
@@ -155,7 +157,7 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", t
 
     if trials < 1:
         raise SynoError(f"--trials must be at least 1 (got {trials})")
-    if target.kind.name != "llvm" or "aarch64" in str(target.attrs.get("mtriple", "")):
+    if not is_host_cpu(target):
         raise SynoError(f"tuning {target.kind.name} needs that device here; this machine tunes only its own CPU")
     start = time.time()
     work = Path(work_dir)
@@ -207,9 +209,7 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", t
                 ms_logger.addHandler(h)
         for _, _, key in todo:
             ledger[key] = max(ledger.get(key, 0), trials)
-        tmp = ledger_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(ledger, indent=1, sort_keys=True) + "\n")
-        tmp.replace(ledger_path)
+        write_text(ledger_path, json.dumps(ledger, indent=1, sort_keys=True) + "\n")
     for task, st in zip(extracted, stats_all):
         st.best_us = _best_us(db, task.dispatched[0])
     return TuneResult(str(work), trials, time.time() - start, stats_all)

@@ -57,6 +57,17 @@ def aarch64(mcpu: str = "cortex-a78", num_cores: int = 6) -> tvm.target.Target:
                               "num-cores": num_cores})
 
 
+def is_aarch64(target: tvm.target.Target) -> bool:
+    """Whether ``target`` is a 64-bit Arm CPU (cross-compiled from here)."""
+    return "aarch64" in str(target.attrs.get("mtriple", ""))
+
+
+def is_host_cpu(target: tvm.target.Target) -> bool:
+    """Whether ``target`` runs on this machine's CPU: the only device MetaSchedule's local runner can tune and time
+    here (no CUDA GPU, no board; an aarch64 target is a cross build)."""
+    return target.kind.name == "llvm" and not is_aarch64(target)
+
+
 def by_name(name: str) -> tvm.target.Target:
     """``llvm`` (this host), ``cuda`` / ``cuda:sm_86``, ``aarch64`` / ``aarch64:cortex-a72``."""
     kind, _, arg = name.partition(":")
