@@ -92,14 +92,13 @@ def _shape_arg(shape: "tuple[int, ...]", dtype: str) -> str:
 
 def run_runner(runner: "str | Path", library: "str | Path", inputs: "list[tuple[tuple[int, ...], str]]",
                warmup: int = 5, repeat: int = 50, seed: int = 0, threads: int | None = None,
-               save: bool = False, timeout: float = 600.0, launcher: "list[str] | None" = None,
-               env: "dict[str, str] | None" = None) -> RunnerResult:
+               save: bool = False, timeout: float = 600.0, launcher: "list[str] | None" = None) -> RunnerResult:
     """Run the runner on ``library`` with random inputs of the given (shape, dtype) pairs and parse its report.
 
     ``save=True`` also returns the exact inputs it used and the outputs of its last run as numpy arrays.
-    ``launcher`` goes before the runner on the command line (an emulator: :mod:`.qemu`), ``env`` replaces the
-    environment."""
-    cmd = [*(launcher or []), str(runner), str(library), "--warmup", str(warmup), "--repeat", str(repeat), "--seed", str(seed)]
+    ``launcher`` goes before the runner on the command line (an emulator: :mod:`.qemu`)."""
+    cmd = [*(launcher or []), str(runner), str(library), "--warmup", str(warmup), "--repeat", str(repeat),
+           "--seed", str(seed)]
     for shape, dtype in inputs:
         cmd += ["--input", _shape_arg(shape, dtype)]
     if threads:
@@ -107,7 +106,7 @@ def run_runner(runner: "str | Path", library: "str | Path", inputs: "list[tuple[
     with tempfile.TemporaryDirectory(prefix="syno-runner-") as tmp:
         if save:
             cmd += ["--save-dir", tmp]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
             raise SynoError(lines[-1][:400])
