@@ -1,14 +1,15 @@
 """ONNX in, compiled model and report out: the flow behind ``syno-tvm optimize`` and ``python/optimize_onnx.py``.
 
 Import the model, swap the chosen operator(s) in, tune the original and the swapped model with the same trials per
-task (host CPU), build, measure both and onnxruntime on the original, and write into ``--out``:
+task, build, measure both and onnxruntime on the original, and write into ``--out``:
 ``model.so`` (the swapped model; ``.tar`` of objects for aarch64 when no cross linker is installed), ``tuning/``
 (the MetaSchedule database, reused when ``--out`` already holds one), ``report.json`` and ``report.md``.
 Bad input fails before anything is written.  The tuning database fills ``--out/tuning`` as it goes, so a failure or
 a kill after minutes of tuning loses none of it (a rerun resumes); library and report are built in a temporary
-directory beside ``--out`` and moved in at the end, so a report always belongs to the library beside it.  CUDA and
-aarch64 are compiled and exported here; they are measured only where their device is reachable (a CUDA GPU on this
-machine, ``--rpc`` for aarch64).
+directory beside ``--out`` and moved in at the end, so a report always belongs to the library beside it.  What is
+tuned and measured for each target, and on which device, is :mod:`.tune.plan`'s decision (the report states it):
+CUDA and aarch64 are compiled and exported here, aarch64 tuned and measured through ``--rpc``, CUDA measured only
+where this machine has a GPU.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="MetaSchedule trials per tuning task, the "
                    "same for the original and the swapped model")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole at the end)")
-    p.add_argument("--rpc", metavar="HOST:PORT[:KEY]", help="measure over tvm.rpc: a server, or a tracker + key")
+    p.add_argument("--rpc", metavar="HOST:PORT[:KEY]", help="a tvm.rpc tracker + device key (tune and measure "
+                   "there) or a bare server (measure there)")
     p.add_argument("--runs", type=int, default=30, help="timed repeats (each 10 calls) per latency")
     p.add_argument("--width", type=int, help="channel width of a built-in model (default: its full width, 64 for "
                    "resnet18-cifar)")
@@ -132,44 +134,32 @@ def _accuracy(args: argparse.Namespace, choice, decisions: list, progress: bool)
     return out
 
 
-def _measurable(target: tvm.target.Target, rpc: str | None) -> str | None:
-    """None if latency can be measured for ``target`` here, else why not (goes into the report)."""
-    if target.kind.name == "cuda":
-        return None if tvm.cuda(0).exist else "no CUDA GPU on this machine: compiled and exported, not measured"
-    if "aarch64" in str(target.attrs.get("mtriple", "")) and not rpc:
-        return "aarch64 library cross-compiled and exported; pass --rpc HOST:PORT[:KEY] of an aarch64 device to measure"
-    return None
-
-
 def _build_and_time(label: str, mod: tvm.IRModule, target, tune_dir: Path, args, inputs, lib_path: Path | None,
-                    progress: bool) -> dict:
-    """Tune (host CPU only), build, export if asked, measure if possible; a dict for the report."""
+                    progress: bool, plan) -> dict:
+    """Tune, build, export if asked, measure, as the target's plan (:mod:`.tune.plan`) says; a dict for the report."""
     from .tune import compile as C
     from .tune import measure, metaschedule
 
     entry: dict = {"name": label}
-    tunable = target.kind.name == "llvm" and "aarch64" not in str(target.attrs.get("mtriple", ""))
-    if tunable:
+    if plan.tune != "none":
         if progress:
             print(f"tuning the {label} model ({args.trials} trials per task)", flush=True)
-        tuned = metaschedule.tune(mod, target, tune_dir, args.trials, progress=progress)
+        tuned = metaschedule.tune(mod, target, tune_dir, args.trials, progress=progress, rpc=plan.tune_rpc)
         entry["tuning"] = tuned.to_json()
         executable = metaschedule.compile_tuned(mod, target, tune_dir)
     else:
         entry["tuning"] = None
-        entry["note"] = ("untuned: default GPU schedules (dlight)" if target.kind.name == "cuda" else
-                         "untuned: MetaSchedule for aarch64 needs the board as an RPC runner (not wired in yet)")
+        entry["note"] = plan.tuned
         executable = C.build(metaschedule.prepare(mod), target)
     if lib_path is not None:
         entry["library"] = C.export(executable, lib_path, target).name
-    why_not = _measurable(target, args.rpc)
-    if why_not:
-        entry["latency"], entry["not_measured"] = None, why_not
-    elif args.rpc:
+    if plan.measure == "none":
+        entry["latency"], entry["not_measured"] = None, plan.measured
+    elif plan.measure == "rpc":
         with tempfile.TemporaryDirectory() as tmp:
             path = C.export(executable, Path(tmp) / "m.so", target)
             entry["latency"] = measure.measure_rpc(path, args.rpc, inputs, repeat=args.runs).to_json()
-    elif target.kind.name == "cuda":
+    elif plan.measure == "local-cuda":
         entry["latency"] = measure.measure_local(executable, inputs, repeat=args.runs, dev=tvm.cuda(0)).to_json()
     else:
         entry["latency"] = measure.measure_local(executable, inputs, repeat=args.runs).to_json()
@@ -183,6 +173,7 @@ def optimize(args: argparse.Namespace, progress: bool = True) -> Path:
     from .relax.frontend import import_onnx
     from .report.markdown import write_report
     from .tune import measure, targets
+    from .tune.plan import plan
 
     start = time.time()
     target = targets.by_name(args.target)
@@ -214,8 +205,11 @@ def optimize(args: argparse.Namespace, progress: bool = True) -> Path:
     tune_dir = out / "tuning"
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
-        original = _build_and_time("original", mod, target, tune_dir, args, inputs, None, progress)
-        result = _build_and_time("swapped", swapped, target, tune_dir, args, inputs, tmp / "model.so", progress)
+        machine = measure.machine_facts()
+        target_plan = plan(target, args.rpc, args.target, cpu=f"this machine's CPU ({machine['cpu']})")
+        original = _build_and_time("original", mod, target, tune_dir, args, inputs, None, progress, target_plan)
+        result = _build_and_time("swapped", swapped, target, tune_dir, args, inputs, tmp / "model.so", progress,
+                                 target_plan)
         ort = None
         if target.kind.name == "llvm" and "aarch64" not in str(target.attrs.get("mtriple", "")):
             ort = measure.measure_onnxruntime(model, inputs, threads=int(target.attrs.get("num-cores", 1)),
@@ -226,7 +220,7 @@ def optimize(args: argparse.Namespace, progress: bool = True) -> Path:
         report = {
             "model": str(args.model), "target": str(target), "target_name": args.target,
             "choice": args.operator or args.per_layer, "trials_per_task": args.trials,
-            "machine": measure.machine_facts(), "layers": [d.to_json() for d in decisions],
+            "machine": machine, "plan": target_plan.to_json(), "layers": [d.to_json() for d in decisions],
             "original": original, "swapped": result, "onnxruntime": ort, "max_abs_output_diff": diff,
             "accuracy": _accuracy(args, choice, decisions, progress) if args.accuracy else None,
             "seconds": round(time.time() - start, 1),

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import onnx
 import pytest
 
 from syno_tvm.errors import SynoError
@@ -62,25 +63,35 @@ def tracker():
                 p.kill()
 
 
-def test_tuning_through_rpc_runner_writes_measured_records(tracker, tmp_path):
-    import tvm
+def test_optimize_tunes_and_measures_through_the_tracker(tracker, tmp_path, capsys):
+    """``syno-tvm optimize --rpc HOST:PORT:KEY``: both models tuned with candidates timed on the RPC server, the
+    database holds a measured record for every candidate, the latencies come from the server, the report says so."""
+    import json
+
     from tvm.s_tir import meta_schedule as ms
 
-    mod = import_onnx(small_cnn(width=4))
-    target = targets.host(num_cores=1)
-    result = metaschedule.tune(mod, target, tmp_path, trials=2, progress=False, rpc=tracker)
-    assert result.new_trials >= len(result.tasks) > 0
-    assert result.failed == 0, result.to_json()
-    db = ms.database.JSONDatabase(work_dir=str(tmp_path))
-    records = db.get_all_tuning_records()
+    from syno_tvm.cli import main
+
+    model = tmp_path / "cnn.onnx"
+    onnx.save(small_cnn(width=4), str(model))
+    out = tmp_path / "out"
+    assert main(["optimize", str(model), "--operator", "conv2d", "--trials", "2", "--runs", "3", "--rpc", tracker,
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["plan"]["tune"] == "rpc" and report["plan"]["measure"] == "rpc"
+    assert KEY in report["plan"]["tuned"] and KEY in report["plan"]["device"]
+    tuned = [report[k]["tuning"] for k in ("original", "swapped")]
+    assert tuned[0]["new_trials"] >= len(tuned[0]["tasks"]) > 0 and all(t["failed"] == 0 for t in tuned)
+    assert all(task["best_us"] > 0 for t in tuned for task in t["tasks"])
+    records = ms.database.JSONDatabase(work_dir=str(out / "tuning")).get_all_tuning_records()
     measured = [r for r in records if r.run_secs and all(float(s) > 0 for s in r.run_secs)]
-    assert len(measured) == result.new_trials  # every candidate was run (on the server) and timed
-    assert all(t.best_us is not None and t.best_us > 0 for t in result.tasks)
-    # the tuned module builds and runs like one tuned locally
-    executable = metaschedule.compile_tuned(mod, target, tmp_path)
-    assert tvm.relax.VirtualMachine(executable, tvm.cpu()) is not None
-    # a rerun finds every workload tuned at this budget and asks the tracker for nothing
-    again = metaschedule.tune(mod, target, tmp_path, trials=2, progress=False, rpc="127.0.0.1:1:nobody")
+    assert len(measured) == len(records) == sum(t["new_trials"] for t in tuned)  # every candidate ran on the server
+    for k in ("original", "swapped"):
+        assert report[k]["latency"]["median_ms"] > 0 and report[k]["latency"]["where"].startswith("rpc 127.0.0.1")
+    assert f"key '{KEY}'" in (out / "report.md").read_text()
+    # a rerun finds every workload tuned at this budget and asks no tracker for anything
+    mod = import_onnx(small_cnn(width=4))
+    again = metaschedule.tune(mod, targets.by_name("llvm"), out / "tuning", 2, progress=False, rpc="127.0.0.1:1:x")
     assert again.new_trials == 0
 
 
