@@ -124,7 +124,8 @@ def _optimize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="MetaSchedule trials per tuning task, the "
                    "same for the original and the swapped model")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole at the end)")
-    p.add_argument("--rpc", metavar="HOST:PORT[:KEY]", help="measure over tvm.rpc: a server, or a tracker + key")
+    p.add_argument("--rpc", metavar="HOST:PORT[:KEY]", help="a tvm.rpc tracker + device key (tune "
+                   "and measure there) or a bare server (measure there)")
     p.add_argument("--runs", type=int, default=30, help="timed repeats (each 10 calls) per latency")
     p.add_argument("--width", type=int, help="channel width of a built-in model (default: its full width, 64 for "
                    "resnet18-cifar)")

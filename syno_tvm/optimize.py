@@ -1,14 +1,15 @@
 """ONNX in, compiled model and report out: the flow behind ``syno-tvm optimize`` and ``python/optimize_onnx.py``.
 
 Import the model, swap the chosen operator(s) in, tune the original and the swapped model with the same trials per
-task (host CPU), build, measure both and onnxruntime on the original, and write into ``--out``:
+task, build, measure both and onnxruntime on the original, and write into ``--out``:
 ``model.so`` (the swapped model; ``.tar`` of objects for aarch64 when no cross linker is installed), ``tuning/``
 (the MetaSchedule database, reused when ``--out`` already holds one), ``report.json`` and ``report.md``.
 Bad input fails before anything is written.  The tuning database fills ``--out/tuning`` as it goes, so a failure or
 a kill after minutes of tuning loses none of it (a rerun resumes); library and report are built in a temporary
-directory beside ``--out`` and moved in at the end, so a report always belongs to the library beside it.  CUDA and
-aarch64 are compiled and exported here; they are measured only where their device is reachable (a CUDA GPU on this
-machine, ``--rpc`` for aarch64).
+directory beside ``--out`` and moved in at the end, so a report always belongs to the library beside it.  What is
+tuned and measured for each target, and on which device, is :mod:`.tune.plan`'s decision (the report states it):
+CUDA and aarch64 are compiled and exported here, aarch64 tuned and measured through ``--rpc``, CUDA measured only
+where this machine has a GPU.
 """
 
 from __future__ import annotations
@@ -136,43 +137,32 @@ def _accuracy(config: OptimizeConfig, choice, decisions: list, progress: bool) -
     return out
 
 
-def _measurable(target: tvm.target.Target, rpc: str | None) -> str | None:
-    """None if latency can be measured for ``target`` here, else why not (goes into the report)."""
-    if target.kind.name == "cuda":
-        return None if tvm.cuda(0).exist else "no CUDA GPU on this machine: compiled and exported, not measured"
-    if targets.is_aarch64(target) and not rpc:
-        return "aarch64 library cross-compiled and exported; pass --rpc HOST:PORT[:KEY] of an aarch64 device to measure"
-    return None
-
-
 def _build_and_time(label: str, mod: tvm.IRModule, target, tune_dir: Path, config: OptimizeConfig, inputs,
-                    lib_path: Path | None, progress: bool) -> dict:
-    """Tune (host CPU only), build, export if asked, measure if possible; a dict for the report."""
+                    lib_path: Path | None, progress: bool, plan) -> dict:
+    """Tune, build, export if asked, measure, as the target's plan (:mod:`.tune.plan`) says; a dict for the report."""
     from .tune import compile as C
     from .tune import measure, metaschedule
 
     entry: dict = {"name": label}
-    if targets.is_host_cpu(target):
+    if plan.tune != "none":
         if progress:
             print(f"tuning the {label} model ({config.trials} trials per task)", flush=True)
-        tuned = metaschedule.tune(mod, target, tune_dir, config.trials, progress=progress)
+        tuned = metaschedule.tune(mod, target, tune_dir, config.trials, progress=progress, rpc=plan.tune_rpc)
         entry["tuning"] = tuned.to_json()
         executable = metaschedule.compile_tuned(mod, target, tune_dir)
     else:
         entry["tuning"] = None
-        entry["note"] = ("untuned: default GPU schedules (dlight)" if target.kind.name == "cuda" else
-                         "untuned: MetaSchedule for aarch64 needs the board as an RPC runner (not wired in yet)")
+        entry["note"] = plan.tuned
         executable = C.build(metaschedule.prepare(mod), target)
     if lib_path is not None:
         entry["library"] = C.export(executable, lib_path, target).name
-    why_not = _measurable(target, config.rpc)
-    if why_not:
-        entry["latency"], entry["not_measured"] = None, why_not
-    elif config.rpc:
+    if plan.measure == "none":
+        entry["latency"], entry["not_measured"] = None, plan.measured
+    elif plan.measure == "rpc":
         with tempfile.TemporaryDirectory() as tmp:
             path = C.export(executable, Path(tmp) / "m.so", target)
             entry["latency"] = measure.measure_rpc(path, config.rpc, inputs, repeat=config.runs).to_json()
-    elif target.kind.name == "cuda":
+    elif plan.measure == "local-cuda":
         entry["latency"] = measure.measure_local(executable, inputs, repeat=config.runs, dev=tvm.cuda(0)).to_json()
     else:
         entry["latency"] = measure.measure_local(executable, inputs, repeat=config.runs).to_json()
@@ -188,6 +178,7 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
     from .relax.frontend import import_onnx
     from .report.markdown import write_report
     from .tune import measure
+    from .tune.plan import plan
 
     start = time.time()
     target = targets.by_name(config.target)
@@ -219,8 +210,11 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
     tune_dir = out / "tuning"
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
-        original = _build_and_time("original", mod, target, tune_dir, config, inputs, None, progress)
-        result = _build_and_time("swapped", swapped, target, tune_dir, config, inputs, tmp / "model.so", progress)
+        machine = measure.machine_facts()
+        target_plan = plan(target, config.rpc, config.target, cpu=f"this machine's CPU ({machine['cpu']})")
+        original = _build_and_time("original", mod, target, tune_dir, config, inputs, None, progress, target_plan)
+        result = _build_and_time("swapped", swapped, target, tune_dir, config, inputs, tmp / "model.so", progress,
+                                 target_plan)
         ort = None
         if targets.is_host_cpu(target):
             ort = measure.measure_onnxruntime(model, inputs, threads=int(target.attrs.get("num-cores", 1)),
@@ -239,7 +233,7 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
         report = {
             "model": str(config.model), "target": str(target), "target_name": config.target,
             "choice": config.choice_text, "trials_per_task": config.trials,
-            "machine": measure.machine_facts(), "layers": [d.to_json() for d in decisions],
+            "machine": machine, "plan": target_plan.to_json(), "layers": [d.to_json() for d in decisions],
             "original": original, "swapped": result, "onnxruntime": ort, "max_abs_output_diff": diff,
             "output_diff_note": diff_note,
             "accuracy": _accuracy(config, choice, decisions, progress) if config.accuracy else None,

@@ -69,6 +69,14 @@ def _tuning_line(name: str, entry: dict) -> str:
             f"{tuning['seconds']:.0f} s")
 
 
+def _plan_lines(target_plan: dict | None) -> list[str]:
+    """What was tuned and measured, and on which device (the target's plan, :mod:`syno_tvm.tune.plan`)."""
+    if not target_plan:
+        return []
+    return [f"- tuned: {target_plan['tuned']}", f"- measured: {target_plan['measured']}",
+            f"- device: {target_plan['device']}"]
+
+
 def render(report: dict) -> str:
     """report.md from report.json."""
     t = totals(report)
@@ -76,6 +84,7 @@ def render(report: dict) -> str:
     out = [f"# syno-tvm optimize: {report['model']}", "",
            f"- operator choice: `{report['choice']}`",
            f"- target: `{report['target']}`",
+           *_plan_lines(report.get("plan")),
            f"- trials per tuning task: {report['trials_per_task']} (original and swapped alike)",
            "- machine: " + ", ".join(f"{k} {v}" for k, v in report["machine"].items()),
            f"- run time: {report['seconds']} s", "", *[f"**{line}**" for line in headline(report)], "",

@@ -26,7 +26,7 @@ from tvm.ir.utils import derived_object
 
 from ..atomic import write_text
 from ..errors import SynoError
-from .targets import is_host_cpu
+from .targets import is_aarch64
 
 BUDGET_FILE = "budget.json"
 
@@ -80,13 +80,15 @@ class _Progress(ms.measure_callback.PyMeasureCallback):
         self.bar.update(len(measure_candidates))
 
 
-def _host_intrinsics_only() -> None:
-    """Register the tensor intrinsics of this CPU only.  MetaSchedule imports ``tvm.s_tir.tensor_intrin`` when it
-    creates a tuning context and in every fresh builder worker (one set per measured batch); that package parses the
-    CUDA/ROCm/Hexagon intrinsics too: 20 s on an idle core here, minutes on these shared ones, past the builder's
-    timeout, so every candidate failed.  CPU schedules use only the host's (x86 VNNI/AVX-512 or Arm) intrinsics, so
-    the package is registered without running its ``__init__`` and the host's module is imported alone; the other
-    submodules stay importable by name (dlight imports ``tensor_intrin.cuda`` itself)."""
+def _host_intrinsics_only(arm: bool | None = None) -> None:
+    """Register the tensor intrinsics of this CPU only (``arm=True``: of an Arm CPU, for a board tuned over RPC).
+
+    MetaSchedule imports ``tvm.s_tir.tensor_intrin`` when it creates a tuning context and in every fresh builder
+    worker (one set per measured batch); that package parses the CUDA/ROCm/Hexagon intrinsics too: 20 s on an idle
+    core here, minutes on these shared ones, past the builder's timeout, so every candidate failed.  CPU schedules use
+    only the target's (x86 VNNI/AVX-512 or Arm) intrinsics, so the package is registered without running its
+    ``__init__`` and the target's module is imported alone; the other submodules stay importable by name (dlight
+    imports ``tensor_intrin.cuda`` itself)."""
     import importlib
     import importlib.util
     import platform
@@ -95,7 +97,9 @@ def _host_intrinsics_only() -> None:
     name = "tvm.s_tir.tensor_intrin"
     if name not in sys.modules:
         sys.modules[name] = importlib.util.module_from_spec(importlib.util.find_spec(name))
-        importlib.import_module(name + (".arm_cpu" if platform.machine() in ("aarch64", "arm64") else ".x86"))
+    if arm is None:
+        arm = platform.machine() in ("aarch64", "arm64")
+    importlib.import_module(name + (".arm_cpu" if arm else ".x86"))
 
 
 def _workload_key(mod: tvm.IRModule) -> str:
@@ -149,16 +153,25 @@ def _without_custom_rules(mod: tvm.IRModule) -> tvm.IRModule:
 
 
 def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", trials: int, *,
-         seed: int = 0, progress: bool = True) -> TuneResult:
+         seed: int = 0, progress: bool = True, rpc: "str | None" = None) -> TuneResult:
     """Tune every task of ``mod`` with ``trials`` candidates each, skipping workloads already tuned at this budget.
 
-    Needs the device of ``target`` on this machine (MetaSchedule's local runner); raises SynoError otherwise."""
+    Candidates run on this machine's CPU (MetaSchedule's local runner) or, with ``rpc`` (``host:port:key`` of a
+    tracker), on the tracker's device of that key (:mod:`.ms_rpc`: an aarch64 board, or this CPU behind an RPC
+    server); raises SynoError for a target neither can run."""
+    from functools import partial
+
     from tqdm import tqdm
+
+    from . import ms_rpc
 
     if trials < 1:
         raise SynoError(f"--trials must be at least 1 (got {trials})")
-    if not is_host_cpu(target):
-        raise SynoError(f"tuning {target.kind.name} needs that device here; this machine tunes only its own CPU")
+    arm = is_aarch64(target)
+    if target.kind.name != "llvm" or (arm and rpc is None):
+        raise SynoError(f"tuning {'aarch64' if arm else target.kind.name} needs that device: this machine tunes its "
+                        "own CPU, or a CPU behind a tvm.rpc tracker (--rpc HOST:PORT:KEY)")
+    initializer = partial(_host_intrinsics_only, True if arm else None)
     start = time.time()
     work = Path(work_dir)
     db = open_database(work)
@@ -184,7 +197,8 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", t
         for h in unnamed:
             ms_logger.removeHandler(h)
         try:
-            _host_intrinsics_only()
+            runner = ms_rpc.rpc_runner(rpc) if rpc else "local"  # fails here, in one line, when no device answers
+            initializer()
             # Search effort in proportion to the measured budget: the default population of 512 per round costs
             # more CPU than a handful of trials on these 2 shared cores.
             strategy = ms.search_strategy.EvolutionarySearch(population_size=min(512, max(64, 16 * trials)))
@@ -200,7 +214,9 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", t
                 ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=str(work),
                                    max_trials_global=trials * len(todo), max_trials_per_task=trials,
                                    num_trials_per_iter=per_iter, database=db, measure_callbacks=callbacks,
-                                   builder=ms.builder.LocalBuilder(initializer=_host_intrinsics_only),
+                                   builder=(ms_rpc.rpc_builder(target, initializer) if rpc else
+                                            ms.builder.LocalBuilder(initializer=initializer)),
+                                   runner=runner,
                                    # XGBoost ranks no better than chance from a few samples, and retraining it after
                                    # every batch costs more than the measurements at tiny budgets (tests, smoke runs)
                                    cost_model="xgb" if trials >= 8 else "random")

@@ -92,11 +92,13 @@ def _shape_arg(shape: "tuple[int, ...]", dtype: str) -> str:
 
 def run_runner(runner: "str | Path", library: "str | Path", inputs: "list[tuple[tuple[int, ...], str]]",
                warmup: int = 5, repeat: int = 50, seed: int = 0, threads: int | None = None,
-               save: bool = False, timeout: float = 600.0) -> RunnerResult:
+               save: bool = False, timeout: float = 600.0, launcher: "list[str] | None" = None) -> RunnerResult:
     """Run the runner on ``library`` with random inputs of the given (shape, dtype) pairs and parse its report.
 
-    ``save=True`` also returns the exact inputs it used and the outputs of its last run as numpy arrays."""
-    cmd = [str(runner), str(library), "--warmup", str(warmup), "--repeat", str(repeat), "--seed", str(seed)]
+    ``save=True`` also returns the exact inputs it used and the outputs of its last run as numpy arrays.
+    ``launcher`` goes before the runner on the command line (an emulator: :mod:`.qemu`)."""
+    cmd = [*(launcher or []), str(runner), str(library), "--warmup", str(warmup), "--repeat", str(repeat),
+           "--seed", str(seed)]
     for shape, dtype in inputs:
         cmd += ["--input", _shape_arg(shape, dtype)]
     if threads:
