@@ -27,6 +27,10 @@ setup(
         "onnxruntime",
         "xgboost",
         "tqdm",
+        # syno-tvm report: the Pareto plot of a search.
+        "matplotlib",
+        # syno-tvm search --ray: candidates evaluated as Ray tasks (2.60 installs and imports on Python 3.11 here).
+        "ray",
         # load_digits (shipped inside the wheel) is the fast real-data check of the training path.
         "scikit-learn",
         # Not pulled in by apache-tvm, but MetaSchedule's builder/runner and tvm.rpc import them.

@@ -1,0 +1,235 @@
+"""The search loop: propose -> dedupe by fingerprint -> cheap evaluators -> expensive ones on survivors -> commit
+-> notify.
+
+Resume.  Before each batch the driver takes the strategy's state; every result of the batch is committed together
+with that state, and once the whole batch was told to the strategy the state after it replaces it.  After a kill
+at any moment the database holds complete results only, and the stored state is the one from which the strategy
+proposes the interrupted batch again: its candidates already in the database are answered from there (told to
+the strategy, not evaluated), the others are evaluated.  So nothing evaluated is lost and nothing is evaluated
+twice, and the resumed search continues as the uninterrupted one would have (the strategies are deterministic).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import SynoError
+from .candidate import FAILED, OK, PRUNED, Result
+from .context import EvalContext
+from .database import create as create_database
+from .evaluator import Evaluator, create as create_evaluator
+from .layers import layer_uses
+from .reward import Reward, cost_ratio, pareto
+from .runner import create as create_runner
+from .space import SearchSpace, load_search_spec
+from .strategy import StrategyContext, create as create_strategy
+
+DB_FILE = "search.sqlite"
+STALE_BATCHES = 200  # batches in a row with nothing new after which the strategy is taken to be exhausted
+
+
+@dataclass
+class SearchConfig:
+    """One search.  ``budget`` (evaluations, failed ones included) and/or ``time`` (seconds of this run) bound it."""
+
+    out: str
+    spec: str = "vision"
+    model: str | None = None
+    strategy: str = "mcts"
+    evaluators: tuple[str, ...] = ("flops",)
+    budget: int | None = None
+    time: float | None = None
+    target: str = "llvm"
+    seed: int = 0
+    resume: bool = False
+    ray: str | None = None
+    workers: int = 1
+    reward: Reward = field(default_factory=Reward)
+    latency_trials: int = 16
+    accuracy_recipe: str = "proxy"
+    max_cost_ratio: float | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """What a resumed search must share with the one it continues (not budget, time, runner)."""
+        d = asdict(self)
+        for k in ("budget", "time", "resume", "ray", "workers", "out"):
+            d.pop(k)
+        d["evaluators"] = list(self.evaluators)
+        return d
+
+
+@dataclass
+class SearchSummary:
+    """What a search did (this run and in total): the live display's numbers."""
+
+    out: str
+    evaluated: int = 0
+    new: int = 0
+    failed: int = 0
+    pruned: int = 0
+    duplicates: int = 0
+    best_reward: float = 0.0
+    best_fingerprint: str = ""
+    pareto_size: int = 0
+    seconds: float = 0.0
+    stopped: str = ""
+
+    @property
+    def evals_per_min(self) -> float:
+        return 60.0 * self.new / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "evals_per_min": self.evals_per_min}
+
+
+def _evaluators(cfg: SearchConfig) -> list[Evaluator]:
+    if not cfg.evaluators:
+        raise SynoError("--evaluator needs at least one of flops, latency, accuracy")
+    if len(set(cfg.evaluators)) != len(cfg.evaluators):
+        raise SynoError(f"--evaluator lists one evaluator twice: {','.join(cfg.evaluators)}")
+    opts = {"latency": {"trials": cfg.latency_trials}, "accuracy": {"recipe": cfg.accuracy_recipe}}
+    return [create_evaluator(n, **opts.get(n, {})) for n in cfg.evaluators]
+
+
+def _check(cfg: SearchConfig) -> None:
+    """Refuse bad settings before anything is written."""
+    if cfg.budget is None and cfg.time is None:
+        raise SynoError("give --budget N (evaluations) or --time SECONDS")
+    if cfg.budget is not None and cfg.budget < 1:
+        raise SynoError(f"--budget must be at least 1 (got {cfg.budget})")
+    if cfg.time is not None and cfg.time <= 0:
+        raise SynoError(f"--time must be positive (got {cfg.time})")
+    db = Path(cfg.out) / DB_FILE
+    if cfg.resume and not db.is_file():
+        raise SynoError(f"nothing to resume: {db} does not exist (drop --resume to start a search)")
+    if not cfg.resume and db.exists():
+        raise SynoError(f"{cfg.out} already holds a search: pass --resume to continue it or choose another --out")
+    parent = Path(cfg.out).resolve().parent
+    if not parent.is_dir():
+        raise SynoError(f"cannot create '{cfg.out}': directory '{parent}' does not exist")
+
+
+class Tally:
+    """Running totals over all stored results (the Pareto front and the best reward)."""
+
+    def __init__(self) -> None:
+        self.results: list[Result] = []
+
+    def add(self, r: Result) -> None:
+        self.results.append(r)
+
+    def summary(self, s: SearchSummary) -> SearchSummary:
+        ok = [r for r in self.results if r.status == OK]
+        s.evaluated = len(self.results)
+        s.failed = sum(r.status == FAILED for r in self.results)
+        s.pruned = sum(r.status == PRUNED for r in self.results)
+        if ok:
+            best = max(ok, key=lambda r: r.reward)
+            s.best_reward, s.best_fingerprint = best.reward, best.fingerprint
+            s.pareto_size = len(pareto_results(ok))
+        return s
+
+
+def pareto_results(results: list[Result]) -> list[Result]:
+    """The ok results no other beats in (cost ratio, accuracy ratio) (reward in place of accuracy when no accuracy
+    was measured)."""
+    pts = [r for r in results if r.status == OK and cost_ratio(r.metrics) is not None]
+    quality = [r.metrics.get("accuracy_ratio", r.reward) for r in pts]
+    return [pts[i] for i in pareto([(cost_ratio(r.metrics), q) for r, q in zip(pts, quality)])]
+
+
+def search(cfg: SearchConfig, progress: bool = True, evaluators: list[Evaluator] | None = None) -> SearchSummary:
+    """Run (or resume) a search; every result is in ``cfg.out/search.sqlite`` as soon as it is known.
+    ``evaluators`` replaces the ones named in the config (tests inject a failing one)."""
+    _check(cfg)
+    spec = load_search_spec(cfg.spec, cfg.model)
+    evs = evaluators if evaluators is not None else _evaluators(cfg)
+    strategy = create_strategy(cfg.strategy)
+    identity = {**cfg.identity(), "strategy_options": strategy.options(),
+                "evaluator_versions": {e.name: e.version for e in evs}}
+    runner = create_runner("ray", address=cfg.ray, workers=cfg.workers) if cfg.ray else \
+        create_runner("local", workers=cfg.workers)
+    out = Path(cfg.out)
+    out.mkdir(exist_ok=True)
+    db = create_database("sqlite", out)
+    try:
+        if cfg.resume:
+            stored = db.get_meta("config")
+            if stored != identity:
+                diff = sorted(k for k in set(stored or {}) | set(identity) if (stored or {}).get(k) != identity.get(k))
+                raise SynoError(f"--resume with different settings than the search in {cfg.out} ({', '.join(diff)}): "
+                                "repeat the original ones")
+        else:
+            db.set_meta("config", identity)
+        ctx = EvalContext(spec.to_json(), cfg.model, cfg.target, str(out / "work"), layer_uses(spec, cfg.model),
+                          cfg.seed, max_cost_ratio=cfg.max_cost_ratio)
+        reference = db.get_meta("reference") or {}
+        for ev in evs:
+            if ev.name not in reference:
+                reference[ev.name] = ev.reference(ctx)
+                db.set_meta("reference", reference)
+        ctx.reference = reference
+        space = SearchSpace(spec)
+        strategy.initialize(StrategyContext(space, cfg.seed))
+        state = db.load_state()
+        if state is not None:
+            strategy.restore(state)
+        return _loop(cfg, db, ctx, evs, strategy, runner, progress)
+    finally:
+        runner.close()
+        db.close()
+
+
+def _loop(cfg, db, ctx, evs, strategy, runner, progress: bool) -> SearchSummary:
+    from tqdm import tqdm
+
+    tally = Tally()
+    for r in db.results():
+        tally.add(r)
+    summary = SearchSummary(cfg.out)
+    start = time.perf_counter()
+    stale = 0
+    with tqdm(total=cfg.budget, initial=len(tally.results), desc=f"search {cfg.strategy}", unit="eval",
+              disable=not progress, dynamic_ncols=True) as bar:
+        while True:
+            summary.seconds = time.perf_counter() - start
+            left = None if cfg.budget is None else cfg.budget - len(tally.results)
+            if left is not None and left <= 0:
+                summary.stopped = "budget"
+                break
+            if cfg.time is not None and summary.seconds >= cfg.time:
+                summary.stopped = "time"
+                break
+            snapshot = strategy.state()
+            proposed = strategy.propose(runner.parallelism if left is None else min(runner.parallelism, left))
+            if proposed is None:
+                summary.stopped = "strategy exhausted"
+                break
+            known, todo = [], []
+            for c in proposed:
+                stored = db.get(c.fingerprint)
+                (known if stored is not None else todo).append(stored if stored is not None else c)
+            summary.duplicates += len(known)
+            stale = 0 if todo else stale + 1
+            if stale >= STALE_BATCHES:
+                summary.stopped = f"no new operator in {STALE_BATCHES} batches"
+                break
+            results = list(known)
+            for r in runner.run(ctx, evs, todo):
+                r.reward = cfg.reward.score(r)
+                db.commit(r, snapshot)
+                tally.add(r)
+                results.append(r)
+                summary.new += 1
+                bar.update(1)
+                tally.summary(summary)
+                summary.seconds = time.perf_counter() - start
+                bar.set_postfix_str(f"failed {summary.failed}, best {summary.best_reward:.4f}, "
+                                    f"pareto {summary.pareto_size}, {summary.evals_per_min:.1f}/min")
+            strategy.notify(results)
+            db.save_state(strategy.state())
+    summary.seconds = time.perf_counter() - start
+    return tally.summary(summary)
