@@ -179,3 +179,38 @@ def test_untrained_swap_keeps_activations_of_the_original_order():
         out = _run(OperatorSwap(op)(mod), x)
         ratio = np.abs(out).max() / ref
         assert 0.05 < ratio < 20, (op.name, ratio)
+
+
+def _dynamic(model: onnx.ModelProto, dims: list) -> onnx.ModelProto:
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    shape = out.graph.input[0].type.tensor_type.shape
+    for k, d in enumerate(dims):
+        if isinstance(d, str):
+            shape.dim[k].Clear()
+            shape.dim[k].dim_param = d
+    return out
+
+
+def test_a_dynamic_batch_is_pinned_to_one_and_the_swap_keeps_the_function(model, x):
+    """torch.onnx exports with dynamic_axes leave the batch symbolic: it is served at batch 1."""
+    from syno_tvm.relax.frontend import load_onnx
+    from syno_tvm.tune.measure import input_arrays
+
+    dynamic = _dynamic(model, ["N", 8, 12, 16])
+    assert [a.shape for a in input_arrays(load_onnx(dynamic))] == [(1, 8, 12, 16)]
+    assert dynamic.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"   # the caller's model untouched
+    static, swap = OperatorSwap(named("conv2d")), OperatorSwap(named("conv2d"))
+    static(import_onnx(model))
+    mod = swap(import_onnx(dynamic))
+    assert [d.to_json() for d in swap.decisions] == [d.to_json() for d in static.decisions]
+    assert all(d.exact for d in swap.decisions if d.action == "swap")
+    np.testing.assert_allclose(_run(mod, x), _peer(model, x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_dynamic_spatial_dimension_is_refused_with_the_fix(model):
+    from syno_tvm.errors import SynoError
+    from syno_tvm.relax.frontend import load_onnx
+
+    with pytest.raises(SynoError, match="dynamic dimension 2 .*make_dynamic_shape_fixed"):
+        load_onnx(_dynamic(model, ["N", 8, "H", 16]))

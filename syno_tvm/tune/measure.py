@@ -75,7 +75,8 @@ class RpcSpec:
 
 
 def input_arrays(model: onnx.ModelProto, seed: int = 0) -> list[np.ndarray]:
-    """Random float32 inputs of the model's (static) input shapes."""
+    """Random inputs of the model's (static) input shapes and types: standard normal floats, integers in [0, 10)
+    (small enough to be valid token ids or indices for any vocabulary)."""
     init = {i.name for i in model.graph.initializer}
     rng = np.random.default_rng(seed)
     out = []
@@ -83,9 +84,13 @@ def input_arrays(model: onnx.ModelProto, seed: int = 0) -> list[np.ndarray]:
         if inp.name in init:
             continue
         dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
-        if not dims or min(dims) <= 0:
+        if dims and min(dims) <= 0:
             raise SynoError(f"input '{inp.name}' has a dynamic shape {dims}: export the model with static shapes")
-        out.append(rng.standard_normal(dims).astype("float32"))
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type))
+        if np.issubdtype(dtype, np.integer):
+            out.append(rng.integers(0, 10, size=dims).astype(dtype))
+        else:
+            out.append(rng.standard_normal(dims).astype(dtype))
     return out
 
 
