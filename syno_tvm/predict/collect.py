@@ -14,6 +14,7 @@ rank differently), and one thread keeps the numbers steadier on a machine shared
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -186,6 +187,8 @@ def collect(root: "str | Path", ops: Iterable[tuple[Operator, str, str]], target
             batch = mine[start:start + BATCH]
             tvm_target = t.tvm()
             began = time.time()
+            # the 1-minute load average when the batch starts: timings taken on a busy machine can be told apart
+            load = f"{os.getloadavg()[0]:.1f}"
             untuned: dict[int, float | str] = {}
             ok = []
             for i, (op, _, b) in enumerate(batch):
@@ -209,7 +212,7 @@ def collect(root: "str | Path", ops: Iterable[tuple[Operator, str, str]], target
                         op.hash, bname, b, t.name, trials, _flops(op, b),
                         untuned_us=u if isinstance(u, float) else None, tuned_us=tuned,
                         error=u if isinstance(u, str) else (error or ("" if tuned else "no tuned schedule")),
-                        seconds=round(seconds, 2), machine=machine))
+                        seconds=round(seconds, 2), machine={**machine, "load": load}))
                     bar.update(1)
     bar.close()
     return ds
