@@ -164,10 +164,6 @@ class SearchSpace:
         loc = self.space.locate(op)
         return tuple(loc.path) if loc.found else None
 
-    def reference(self) -> Operator:
-        """The spec's reference operator (the original layer: conv2d for vision)."""
-        return named(self.spec.reference)
-
     def known(self, names: Sequence[str]) -> list[tuple[str, Operator]]:
         """Library operators by name (the MCTS seeds)."""
         return [(n, named(n)) for n in names]
