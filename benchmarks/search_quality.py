@@ -5,7 +5,9 @@ Both run through the real search (:func:`syno_tvm.search.driver.search`, SQLite 
 CIFAR layers; the curves are read back from the stores.  The reward is the search's default (``soft``: MnasNet's
 latency-aware form with Syno's accuracy shaping, reward.py) on the evaluators given (default ``flops``: FLOPs
 summed over the model's layers relative to conv2d's).  A level is a quantile of the final best rewards of all
-runs; a run that never reaches a level counts as needing the budget + 1 (so the ratio is a lower bound there).
+A level lies a given fraction of the way from the original's reward (1: conv2d scores 1) to the best final reward of
+all runs; a run that never reaches a level counts as needing the budget + 1 (so the ratio is a bound there).
+``--from-json`` redoes the table and plot from a saved run.
 
     python benchmarks/search_quality.py --budget 300 --seeds 5 --out benchmarks/results/search_quality
 """
@@ -59,14 +61,21 @@ def main() -> int:
     p.add_argument("--evaluator", default="flops", help="comma list, as syno-tvm search --evaluator")
     p.add_argument("--budget", type=int, default=300)
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--quantiles", default="0.5,0.75,0.9,1.0", help="levels as quantiles of all final best rewards")
+    p.add_argument("--fractions", default="0.5,0.75,0.9,0.95,0.99,1.0",
+                   help="levels as fractions of the way from reward 1 (the original) to the best final reward")
     p.add_argument("--out", required=True, help="prefix of the .txt, .json and .png written")
+    p.add_argument("--from-json", help="take the curves of a saved run instead of searching again")
     args = p.parse_args()
 
     curves: dict[str, list[list[float]]] = {"random": [], "mcts": []}
     seconds: dict[str, list[float]] = {"random": [], "mcts": []}
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        curves, seconds = saved["curves"], saved["seconds"]
+        for k in ("model", "evaluator", "budget", "seeds"):
+            setattr(args, k, saved["args"][k])
     with tempfile.TemporaryDirectory(prefix="search_quality_") as tmp:
-        for seed in range(args.seeds):
+        for seed in range(0 if args.from_json else args.seeds):
             for strategy in curves:
                 out = Path(tmp) / f"{strategy}{seed}"
                 t0 = time.perf_counter()
@@ -77,12 +86,16 @@ def main() -> int:
                 curves[strategy].append(curve(out, args.budget))
                 print(f"{strategy} seed {seed}: best {curves[strategy][-1][-1]:.4f} in {seconds[strategy][-1]:.0f} s",
                       flush=True)
-    finals = [c[-1] for cs in curves.values() for c in cs]
-    levels = sorted({round(float(np.quantile(finals, float(q))), 6) for q in args.quantiles.split(",")})
-    lines = [f"command: python {' '.join(shlex.quote(a) for a in sys.argv)}",
+    top = max(c[-1] for cs in curves.values() for c in cs)
+    levels = sorted({round(1.0 + float(f) * (top - 1.0), 6) for f in args.fractions.split(",")})
+    levels[-1] = top  # the best reached itself, unrounded
+    run = (f"python benchmarks/search_quality.py --model {args.model} --evaluator {args.evaluator} --budget "
+           f"{args.budget} --seeds {args.seeds}")
+    lines = [f"command: python {' '.join(shlex.quote(a) for a in sys.argv)}"
+             + (f" (curves of: {run})" if args.from_json else ""),
              f"machine: {machine()} (shared with other agents; times are not speed figures)",
              f"model {args.model}, evaluators {args.evaluator}, budget {args.budget}, seeds 0..{args.seeds - 1}, "
-             "reward soft (reward.py)", "",
+             "reward soft (reward.py); levels: fractions " + args.fractions + " of the way from 1 to the best", "",
              f"{'level':>10} {'random: evals (median; per seed)':>44} {'mcts: evals (median; per seed)':>44} "
              f"{'random/mcts':>12}"]
     table = []
