@@ -167,3 +167,24 @@ def test_bad_settings_refused_before_writing(tmp_path):
         parse_duration("soon")
     with pytest.raises(SynoError):
         create_evaluator("nope")
+
+
+def test_rollouts_native_and_python_reach_finals_below_the_node():
+    """A rollout from a node is a path below it to a final the space accepts (native engine and the Python
+    sampler's fallback), and the same seed gives the same rollout."""
+    from syno_tvm.search.space import SearchSpace, load_search_spec
+
+    space = SearchSpace(load_search_spec("vision", None))
+    prefix = space.rollout((), 5)[0][:2]
+    node = space.root()
+    for step in prefix:
+        node = space.apply(node, step)
+    native = space.rollout(prefix, 11)
+    assert native is not None and native == space.rollout(prefix, 11)
+    space._native = False  # what a spec beyond the native engine's limits gets
+    python = space.rollout(prefix, 11)
+    for tail, op in (native, python):
+        end = node
+        for step in tail:
+            end = space.apply(end, step)
+        assert space.final(end) is not None and space.final(end).hash == op.hash

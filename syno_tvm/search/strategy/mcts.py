@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..candidate import OK, Candidate, Result
-from ..space import STEP_KINDS, Node, Step, arc_key
+from ..space import ROLLOUT_RESTARTS as SPACE_ROLLOUT_RESTARTS, Node, Step, arc_key
 from .strategy import SearchStrategy, StrategyContext
 
 FINALIZE = "finalize"
@@ -53,7 +53,7 @@ VIRTUAL_LOSS = 0.3                      # Syno MCTSAlgorithm.virtual_loss_consta
 SUPPRESS_VISITS, SUPPRESS_STD = 30, 1e-3  # Syno _ucd_select: an edge with n > 30 and std <= 0.001 is suppressed
 UNVISITED = 1e9                         # Syno: unvisited edges score 1e9 - virtual loss
 MAX_ITERATIONS = 3000                   # Syno max_iterations per sample call: simulations per propose()
-ROLLOUT_RESTARTS = 16                   # ours: restarts of one rollout from its leaf after dead ends
+ROLLOUT_RESTARTS = SPACE_ROLLOUT_RESTARTS  # ours: restarts of one rollout from its leaf (space.py says why)
 ROLLOUT_FAILURES = 3                    # ours: failed rollouts after which a leaf is dead (Syno: simulate_fail)
 SEEDS = ("conv2d", "syno_operator1")    # Syno seeds MCTS with manual kernels (MCTSAlgorithm.init_kernels)
 
