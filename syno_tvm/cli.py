@@ -111,6 +111,65 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from .search.driver import SearchConfig, parse_duration, search
+    from .search.reward import Reward
+
+    config = SearchConfig(out=args.out, spec=args.spec, model=args.model, strategy=args.strategy,
+                          evaluators=tuple(e.strip() for e in args.evaluator.split(",") if e.strip()),
+                          budget=args.budget, time=parse_duration(args.time) if args.time else None,
+                          target=args.target, seed=args.seed, resume=args.resume, ray=args.ray, workers=args.workers,
+                          reward=Reward(args.reward, args.reward_target, args.reward_weight), latency_trials=args.trials,
+                          accuracy_recipe=args.recipe, max_cost_ratio=args.max_cost_ratio)
+    summary = search(config, progress=not args.quiet)
+    print(f"{summary.evaluated} evaluated ({summary.new} this run, {summary.failed} failed, {summary.pruned} pruned, "
+          f"{summary.duplicates} duplicates answered from the store), best reward {summary.best_reward:.4f}, "
+          f"Pareto {summary.pareto_size}; stopped: {summary.stopped} -> {args.out}/search.sqlite")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .search.report import write_report
+
+    written = write_report(args.dir, pictures=not args.no_pictures)
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def _search_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``syno-tvm search`` (names shared with ``optimize`` where they mean the same)."""
+    from .optimize import DEFAULT_TRIALS
+
+    p.add_argument("--model", required=True, help="an ONNX file (static input shapes), or builtin:resnet18-cifar / "
+                   "builtin:small-cnn: the layers the operators must serve and the latency/FLOPs are summed over")
+    p.add_argument("--spec", default="vision", help="vision, transformer or a JSON spec file")
+    p.add_argument("--strategy", choices=["mcts", "random"], default="mcts")
+    p.add_argument("--evaluator", default="flops", help="flops, latency, accuracy or a comma list, cheapest first "
+                   "(a cascade: the later ones run only on candidates the earlier ones did not prune)")
+    stop = p.add_argument_group("when to stop (one or both)")
+    stop.add_argument("--budget", type=int, help="evaluations in all (failed ones included; a resume counts on)")
+    stop.add_argument("--time", help="wall time of this run: 2h, 30m, 90s or seconds")
+    p.add_argument("--target", default="llvm", help="llvm (this CPU) or a TVM target string (latency evaluator)")
+    p.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="MetaSchedule trials per tuning task of the "
+                   "latency evaluator, the same for the original operator; 0 times TVM's untuned default build")
+    p.add_argument("--recipe", choices=["proxy", "tiny"], default="proxy", help="accuracy evaluator's training "
+                   "recipe: proxy (train/proxy.py, minutes) or tiny (seconds: smoke tests)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created with its parents); "
+                   "search.sqlite holds every result as it comes")
+    p.add_argument("--resume", action="store_true", help="continue the search in --out (same settings)")
+    p.add_argument("--ray", metavar="ADDRESS|local", help="evaluate candidates as Ray tasks: local starts Ray "
+                   "here with --workers CPUs, else the address of a running cluster")
+    p.add_argument("--workers", type=int, default=1, help="candidates evaluated at once (1: in this process)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reward", choices=["soft", "hard", "weighted"], default="soft", help="how latency (or FLOPs) "
+                   "enters the reward (syno_tvm/search/reward.py): soft MnasNet constraint, hard target, weighted")
+    p.add_argument("--reward-target", type=float, default=1.0, help="cost ratio to the original the reward aims at")
+    p.add_argument("--reward-weight", type=float, default=0.5, help="cost exponent of --reward weighted")
+    p.add_argument("--max-cost-ratio", type=float, help="prune candidates whose FLOPs/latency ratio to the "
+                   "original exceeds this before the later evaluators run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _optimize_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``syno-tvm optimize`` (python/optimize_onnx.py runs the same subcommand)."""
     from .optimize import DEFAULT_TRIALS
@@ -152,6 +211,15 @@ def parser() -> argparse.ArgumentParser:
                        "against the tuned original and onnxruntime; writes library, database and report")
     _optimize_arguments(o)
     o.set_defaults(fn=cmd_optimize)
+    se = sub.add_parser("search", help="search the synthesis space (MCTS or random) for operators that are cheaper "
+                        "than the original layer at (almost) its accuracy; every result goes to OUT/search.sqlite")
+    _search_arguments(se)
+    se.set_defaults(fn=cmd_search)
+    rp = sub.add_parser("report", help="Pareto plot, formulas, pictures, table, best.json and per_layer.json of a "
+                        "search directory")
+    rp.add_argument("dir", help="a syno-tvm search --out directory")
+    rp.add_argument("--no-pictures", action="store_true", help="no graphviz pictures of the Pareto operators")
+    rp.set_defaults(fn=cmd_report)
     ls = sub.add_parser("list", help="list the named operators")
     ls.set_defaults(fn=cmd_list)
     sy = sub.add_parser("synthesize", help="write N distinct valid operators of a spec's space as JSON lines")

@@ -49,6 +49,16 @@ class Engine {
     return out;
   }
 
+  // A random descent from the node `path` leads to (an MCTS rollout): a fresh sampler seeded with `seed`, so the
+  // result depends on the path and the seed alone; None when no final was found within `max_restarts` restarts.
+  py::object rollout(const py::list& path, uint64_t seed, int max_restarts) {
+    NodeP start = replay(path);
+    Sampler sampler(space_, seed, max_restarts);
+    Drawn drawn;
+    if (!sampler.random_final(&drawn, start)) return py::none();
+    return py::make_tuple(path_out(drawn.path), final_out(*drawn.final));
+  }
+
   py::dict stats() const {
     py::dict out;
     const auto& s = sampler_.stats();
@@ -221,6 +231,7 @@ PYBIND11_MODULE(_synth_native, m) {
   py::class_<Engine>(m, "Engine")
       .def(py::init<const py::dict&, const std::vector<std::string>&, uint64_t>())
       .def("sample", &Engine::sample, py::arg("n"), py::arg("seconds"))
+      .def("rollout", &Engine::rollout, py::arg("path"), py::arg("seed"), py::arg("max_restarts"))
       .def("stats", &Engine::stats)
       .def("report", &Engine::report, py::arg("path"), py::arg("extra") = py::list());
 }

@@ -78,9 +78,10 @@ class Sampler {
 
   const SamplerStats& stats() const { return stats_; }
 
-  // A final not returned before; false when the space is exhausted or the restart budget ran out.
-  bool random_final(Drawn* out) {
-    NodeP root = space_.root();
+  // A final not returned before; false when the space is exhausted or the restart budget ran out.  `start` (default:
+  // the root) is where every descent and restart begins: an MCTS rollout starts at its tree leaf.
+  bool random_final(Drawn* out, NodeP start = nullptr) {
+    NodeP root = start ? start : space_.root();
     std::vector<std::pair<NodeP, Step>> path = {{root, Step()}};
     int backtracks = 0, restarts = 0;
     while (!path.empty()) {

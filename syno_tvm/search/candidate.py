@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +59,3 @@ class Result:
     def from_json(data: dict[str, Any]) -> "Result":
         return Result(Candidate.from_json(data["candidate"]), data["status"], dict(data["metrics"]), data["error"],
                       dict(data["timings"]), dict(data["versions"]), float(data["reward"]))
-
-    def dumps(self) -> str:
-        return json.dumps(self.to_json(), separators=(",", ":"))

@@ -22,12 +22,12 @@ from .context import EvalContext
 from .database import create as create_database
 from .evaluator import Evaluator, create as create_evaluator
 from .layers import layer_uses
-from .reward import Reward, cost_ratio, pareto
+from .results import DB_FILE, pareto_results
+from .reward import Reward
 from .runner import create as create_runner
 from .space import SearchSpace, load_search_spec
-from .strategy import StrategyContext, create as create_strategy
+from .strategy import SearchStrategy, StrategyContext, create as create_strategy
 
-DB_FILE = "search.sqlite"
 STALE_BATCHES = 200  # batches in a row with nothing new after which the strategy is taken to be exhausted
 
 
@@ -85,6 +85,20 @@ class SearchSummary:
         return {**asdict(self), "evals_per_min": self.evals_per_min}
 
 
+def parse_duration(text: str) -> float:
+    """Seconds of ``2h``, ``30m``, ``90s`` or a bare number of seconds (``--time``)."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    t = text.strip().lower()
+    scale = units.get(t[-1:], None)
+    try:
+        value = float(t[:-1] if scale else t) * (scale or 1.0)
+    except ValueError:
+        raise SynoError(f"--time '{text}' is not a duration: give e.g. 2h, 30m, 90s or seconds") from None
+    if value <= 0:
+        raise SynoError(f"--time must be positive (got '{text}')")
+    return value
+
+
 def _evaluators(cfg: SearchConfig) -> list[Evaluator]:
     if not cfg.evaluators:
         raise SynoError("--evaluator needs at least one of flops, latency, accuracy")
@@ -102,14 +116,14 @@ def _check(cfg: SearchConfig) -> None:
         raise SynoError(f"--budget must be at least 1 (got {cfg.budget})")
     if cfg.time is not None and cfg.time <= 0:
         raise SynoError(f"--time must be positive (got {cfg.time})")
-    db = Path(cfg.out) / DB_FILE
+    out = Path(cfg.out)
+    db = out / DB_FILE
+    if out.exists() and not out.is_dir():
+        raise SynoError(f"--out '{cfg.out}' is a file: name a directory")
     if cfg.resume and not db.is_file():
         raise SynoError(f"nothing to resume: {db} does not exist (drop --resume to start a search)")
     if not cfg.resume and db.exists():
         raise SynoError(f"{cfg.out} already holds a search: pass --resume to continue it or choose another --out")
-    parent = Path(cfg.out).resolve().parent
-    if not parent.is_dir():
-        raise SynoError(f"cannot create '{cfg.out}': directory '{parent}' does not exist")
 
 
 class Tally:
@@ -133,27 +147,26 @@ class Tally:
         return s
 
 
-def pareto_results(results: list[Result]) -> list[Result]:
-    """The ok results no other beats in (cost ratio, accuracy ratio) (reward in place of accuracy when no accuracy
-    was measured)."""
-    pts = [r for r in results if r.status == OK and cost_ratio(r.metrics) is not None]
-    quality = [r.metrics.get("accuracy_ratio", r.reward) for r in pts]
-    return [pts[i] for i in pareto([(cost_ratio(r.metrics), q) for r, q in zip(pts, quality)])]
-
-
-def search(cfg: SearchConfig, progress: bool = True, evaluators: list[Evaluator] | None = None) -> SearchSummary:
-    """Run (or resume) a search; every result is in ``cfg.out/search.sqlite`` as soon as it is known.
-    ``evaluators`` replaces the ones named in the config (tests inject a failing one)."""
+def search(cfg: SearchConfig, progress: bool = True, evaluators: list[Evaluator] | None = None,
+           strategy: SearchStrategy | None = None) -> SearchSummary:
+    """Run (or resume) a search; every result is in ``cfg.out/search.sqlite`` as soon as it is known.  Bad
+    settings raise a SynoError before anything is written.  ``evaluators`` and ``strategy`` replace the ones named
+    in the config (tests inject a failing evaluator or a strategy that repeats itself)."""
     _check(cfg)
     spec = load_search_spec(cfg.spec, cfg.model)
     evs = evaluators if evaluators is not None else _evaluators(cfg)
-    strategy = create_strategy(cfg.strategy)
+    strategy = strategy if strategy is not None else create_strategy(cfg.strategy)
     identity = {**cfg.identity(), "strategy_options": strategy.options(),
                 "evaluator_versions": {e.name: e.version for e in evs}}
+    uses = layer_uses(spec, cfg.model)
     runner = create_runner("ray", address=cfg.ray, workers=cfg.workers) if cfg.ray else \
         create_runner("local", workers=cfg.workers)
     out = Path(cfg.out)
-    out.mkdir(exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        runner.close()
+        raise SynoError(f"cannot create --out '{cfg.out}': {e.strerror}") from None
     db = create_database("sqlite", out)
     try:
         if cfg.resume:
@@ -164,7 +177,8 @@ def search(cfg: SearchConfig, progress: bool = True, evaluators: list[Evaluator]
                                 "repeat the original ones")
         else:
             db.set_meta("config", identity)
-        ctx = EvalContext(spec.to_json(), cfg.model, cfg.target, str(out / "work"), layer_uses(spec, cfg.model),
+            db.set_meta("layers", [u.to_json() for u in uses])
+        ctx = EvalContext(spec.to_json(), cfg.model, cfg.target, str(out / "work"), uses,
                           cfg.seed, max_cost_ratio=cfg.max_cost_ratio)
         reference = db.get_meta("reference") or {}
         for ev in evs:

@@ -72,6 +72,7 @@ class NativeSampler:
         self.engine = _synth_native.Engine(spec_data(space), [r.name for r in space.rules], seed)
         self._sizes: dict[str, Size] = {}
         self._coefficients = tuple(sorted(space.spec.variables.coefficients().items()))
+        self._names = sorted(space.spec.variables.names())
 
     def random_final(self, rng: Any = None) -> Sample:
         """The next final (``rng`` is accepted for the Sampler interface; the engine's stream was seeded)."""
@@ -84,6 +85,20 @@ class NativeSampler:
     def draw(self, n: int, seconds: float = float("inf")) -> list[Record]:
         """Up to ``n`` raw records within ``seconds`` (fewer when the space runs out): one call, no Operators."""
         return self.engine.sample(n, seconds)
+
+    def rollout(self, path: tuple[Step, ...], seed: int, max_restarts: int) -> Sample | None:
+        """A random descent from the node ``path`` leads to, by a fresh engine sampler seeded with ``seed`` (an MCTS
+        rollout: the result depends on the path and the seed alone); the Sample's path is the part below ``path``.
+        None when no final was found within ``max_restarts`` restarts."""
+        rec = self.engine.rollout([self._step_in(s) for s in path], seed, max_restarts)
+        return None if rec is None else self.sample(rec)
+
+    def _step_in(self, step: Step) -> tuple:
+        size = None
+        if step.size is not None:
+            powers = dict(step.size.powers)
+            size = (step.size.factor.numerator, step.size.factor.denominator, [powers.get(n, 0) for n in self._names])
+        return step.kind, list(step.dims), size, list(step.outer)
 
     @property
     def stats(self) -> Stats:

@@ -11,6 +11,8 @@ from typing import Any
 from ...errors import SynoError
 from ..candidate import Result
 
+DB_FILE = "search.sqlite"
+
 
 class Database(ABC):
     @abstractmethod
@@ -41,9 +43,6 @@ class Database(ABC):
     @abstractmethod
     def set_meta(self, key: str, value: Any) -> None: ...
 
-    def has(self, fingerprint: str) -> bool:
-        return self.get(fingerprint) is not None
-
     def close(self) -> None:
         """Release the store (a no-op where there is nothing to release)."""
 
@@ -54,4 +53,4 @@ def create(name: str, directory: "str | Path") -> Database:
         raise SynoError(f"unknown database '{name}': use sqlite")
     from .sqlite import SqliteDatabase
 
-    return SqliteDatabase(Path(directory) / "search.sqlite")
+    return SqliteDatabase(Path(directory) / DB_FILE)

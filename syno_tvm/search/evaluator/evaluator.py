@@ -32,9 +32,9 @@ class Evaluator(ABC):
 
     def reference(self, ctx: EvalContext) -> dict[str, float]:
         """The metrics of the spec's reference operator (the original layer)."""
-        from ..space import SearchSpace
+        from ...ir.library import named
 
-        return self.measure(ctx, SearchSpace(ctx.spec).reference(), "reference", reference=True)
+        return self.measure(ctx, named(ctx.spec.reference), "reference", reference=True)
 
     def evaluate(self, ctx: EvalContext, op: Operator, label: str) -> dict[str, float]:
         """The candidate's metrics, with ``ratio`` filled from the reference's."""

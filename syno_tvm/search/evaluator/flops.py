@@ -9,21 +9,25 @@ from .evaluator import Evaluator
 
 
 class FlopsEvaluator(Evaluator):
-    """``flops`` (the staged plan's multiply-adds x 2, as the lowering computes them) and ``params``; relative:
-    ``flops_ratio`` and ``params_ratio`` against the reference operator at the same layers."""
+    """``flops`` (the staged plan's multiply-adds x 2, as the lowering computes them) and ``params`` summed over the
+    model, ``flops_layer{i}`` of one layer of each layer use (as ``latency_ms_layer{i}``: what the per-layer phase
+    compares); relative: ``flops_ratio`` and ``params_ratio`` against the reference operator at the same layers."""
 
-    name, version, tier, ratio = "flops", "1", 0, "flops_ratio"
+    name, version, tier, ratio = "flops", "2", 0, "flops_ratio"
 
     def measure(self, ctx: EvalContext, op: Operator, label: str, reference: bool) -> dict[str, float]:
         spec = ctx.spec
         flops = params = 0
-        for use in ctx.layers:
+        out = {}
+        for i, use in enumerate(ctx.layers):
             b = spec.variables.binding(use.values)
             if reference:
                 b = spec.reference_binding(b)
-            flops += use.count * plan(op, b).flops
+            layer = plan(op, b).flops
+            out[f"flops_layer{i}"] = float(layer)
+            flops += use.count * layer
             params += use.count * op.params(b)
-        return {"flops": float(flops), "params": float(params)}
+        return {"flops": float(flops), "params": float(params), **out}
 
     def relative(self, metrics: dict[str, float], ref: dict[str, float]) -> dict[str, float]:
         return {"flops_ratio": metrics["flops"] / ref["flops"], "params_ratio": metrics["params"] / ref["params"]}

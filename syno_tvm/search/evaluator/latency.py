@@ -25,7 +25,7 @@ def layer_module(op: Operator, binding: dict[str, int]):
 
     shapes = op.shapes(binding)
     bb = relax.BlockBuilder()
-    params = [relax.Var(name, relax.TensorStructInfo(shape, "float32")) for name, shape in shapes.items()
+    params = [relax.Var(name, relax.TensorType(tuple(shape), "float32")) for name, shape in shapes.items()
               if name != "Y"]
     build, _ = forward(op, binding)
     with bb.function("main", params):

@@ -27,7 +27,8 @@ class RayRunner(Runner):
             raise SynoError("--ray needs the ray package: pip install ray") from None
         self.ray = ray
         self.parallelism = workers
-        if not ray.is_initialized():
+        self._started = not ray.is_initialized()  # shut down at close only the Ray instance this runner started
+        if self._started:
             try:
                 if address == "local":
                     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
@@ -51,5 +52,5 @@ class RayRunner(Runner):
                     yield Result(c, FAILED, error=f"ray task failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
 
     def close(self) -> None:
-        if self.ray.is_initialized():
+        if self._started and self.ray.is_initialized():
             self.ray.shutdown()

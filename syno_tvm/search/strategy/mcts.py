@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..candidate import OK, Candidate, Result
-from ..space import STEP_KINDS, Node, Step, arc_key
+from ..space import ROLLOUT_RESTARTS as SPACE_ROLLOUT_RESTARTS, Node, Step, arc_key
 from .strategy import SearchStrategy, StrategyContext
 
 FINALIZE = "finalize"
@@ -53,7 +53,7 @@ VIRTUAL_LOSS = 0.3                      # Syno MCTSAlgorithm.virtual_loss_consta
 SUPPRESS_VISITS, SUPPRESS_STD = 30, 1e-3  # Syno _ucd_select: an edge with n > 30 and std <= 0.001 is suppressed
 UNVISITED = 1e9                         # Syno: unvisited edges score 1e9 - virtual loss
 MAX_ITERATIONS = 3000                   # Syno max_iterations per sample call: simulations per propose()
-ROLLOUT_RESTARTS = 16                   # ours: restarts of one rollout from its leaf after dead ends
+ROLLOUT_RESTARTS = SPACE_ROLLOUT_RESTARTS  # ours: restarts of one rollout from its leaf (space.py says why)
 ROLLOUT_FAILURES = 3                    # ours: failed rollouts after which a leaf is dead (Syno: simulate_fail)
 SEEDS = ("conv2d", "syno_operator1")    # Syno seeds MCTS with manual kernels (MCTSAlgorithm.init_kernels)
 
@@ -274,32 +274,11 @@ class MCTS(SearchStrategy):
                 self._kill(t)
 
     # ---- rollouts -------------------------------------------------------------------------------------------------
-    def _rollout(self, start: Node) -> tuple[tuple[Step, ...], Any] | None:
-        """A random descent from ``start`` to a final: a step kind uniformly among those with live children
-        (finalize too where the node is final), then one of its steps uniformly; a node with nothing live is marked
-        dead and the descent restarts from ``start``."""
-        for _ in range(self.params["rollout_restarts"]):
-            node, path = start, []
-            while True:
-                op = self.space.final(node)
-                kinds = list(STEP_KINDS) + ([FINALIZE] if op is not None else [])
-                step = None
-                while kinds and step is None:
-                    kind = kinds.pop(int(self.rng.random() * len(kinds)))
-                    if kind == FINALIZE:
-                        return tuple(path), op
-                    options = [(s, c) for s, c in self.space.children(node, kind)
-                               if self.space.key(c) not in self.dead]
-                    if options:
-                        step, child = options[int(self.rng.random() * len(options))]
-                if step is None:
-                    self.dead.add(self.space.key(node))
-                    break
-                path.append(step)
-                node = child
-            if self.space.key(start) in self.dead:
-                return None
-        return None
+    def _rollout(self, start: TreeNode) -> tuple[tuple[Step, ...], Any] | None:
+        """A random descent from ``start`` to a final (the sampler's algorithm, :meth:`SearchSpace.rollout`), seeded
+        from this strategy's generator so a restored search rolls out the same way; None after
+        ``rollout_restarts`` restarts without a final."""
+        return self.space.rollout(start.path, self.rng.getrandbits(62), self.params["rollout_restarts"])
 
     # ---- one simulation -------------------------------------------------------------------------------------------
     def _simulate(self) -> tuple[Trial, Any] | None:
@@ -312,10 +291,10 @@ class MCTS(SearchStrategy):
                 path = t.path
                 break
             if t.stats.n + t.stats.vl == 0 and t.key != self.root_key:
-                rolled = self._rollout(self._node(t))
+                rolled = self._rollout(t)
                 if rolled is None:
                     t.fails += 1
-                    if t.fails >= self.params["rollout_failures"] or t.key in self.dead:
+                    if t.fails >= self.params["rollout_failures"]:
                         self._kill(t)
                     self._refresh(nodes)
                     return None
