@@ -35,6 +35,7 @@ from syno_tvm.relax.frontend import import_onnx
 from syno_tvm.relax.models import resnet18_cifar
 from syno_tvm.relax.swap import OperatorSwap, find_layers
 from syno_tvm.tune import metaschedule, targets
+from syno_tvm.tune.budget import DEFAULT_POLICY, POLICIES
 from syno_tvm.tune.measure import input_arrays, machine_facts, measure_onnxruntime
 
 
@@ -79,8 +80,8 @@ def kernel_runner(func: tvm.tirx.PrimFunc, target: tvm.target.Target, shapes, de
     return lambda: float(np.median(evaluator(*args).results))
 
 
-def tvm_kernels(mod: tvm.IRModule, target: tvm.target.Target, work_dir: str) -> tuple[dict[str, Kernel], list]:
-    """Kernels of the database-applied module and the call order (name, shapes) of ``main``."""
+def tvm_kernels(mod: tvm.IRModule) -> tuple[dict[str, Kernel], list]:
+    """Kernels of ``mod`` prepared for tuning (the functions the database schedules) and ``main``'s call order."""
     from tvm.s_tir.analysis import estimate_tir_flops
 
     plain = metaschedule.prepare(mod)
@@ -89,8 +90,10 @@ def tvm_kernels(mod: tvm.IRModule, target: tvm.target.Target, work_dir: str) -> 
     first = {}
     for name, shapes in calls:
         first.setdefault(name, shapes)
-    kernels = {name: Kernel(name, counts[name], int(estimate_tir_flops(tvm.IRModule({"main": plain[name]}))), [list(s) for s in shapes])
-               for name, shapes in first.items()}
+    kernels = {}
+    for name, shapes in first.items():
+        flops = int(estimate_tir_flops(tvm.IRModule({"main": plain[name]})))
+        kernels[name] = Kernel(name, counts[name], flops, [list(s) for s in shapes])
     return kernels, calls
 
 
@@ -158,10 +161,15 @@ def match_ort(calls: list, ort_nodes: dict[str, dict], convs: dict[str, tuple]) 
     return out
 
 
-def variants(mod: tvm.IRModule) -> list[tuple[str, tvm.IRModule]]:
+def variants(mod: tvm.IRModule, names: list[str]) -> list[tuple[str, tvm.IRModule]]:
+    """The tuned original and Operator 1 swapped into every 3x3 conv (strided ones as AvgPool + operator)."""
     convs = [d for d in find_layers(mod) if d.kind == "conv2d" and d.shape["kernel"] == 3]
-    return [("tvm tuned original", mod),
-            ("syno_operator1 (all 3x3)", OperatorSwap({d.layer: named("syno_operator1") for d in convs})(mod))]
+    out = []
+    if "original" in names:
+        out.append(("tvm tuned original", mod))
+    if "syno_operator1" in names:
+        out.append(("syno_operator1 (all 3x3)", OperatorSwap({d.layer: named("syno_operator1") for d in convs})(mod)))
+    return out
 
 
 def main() -> int:
@@ -170,12 +178,15 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=16, help="MetaSchedule trials per tuning task")
     ap.add_argument("--work-dir", default="breakdown_tuning", help="tuning database, reused across runs")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds")
+    ap.add_argument("--models", default="original,syno_operator1", help="comma-separated subset of the two models")
+    ap.add_argument("--budget-policy", choices=POLICIES, default=DEFAULT_POLICY)
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     print("command: python " + " ".join(shlex.quote(a) for a in sys.argv))
     facts = machine_facts()
     threads = int(facts["cores"])
-    print("machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()) + " (shared machine: compare ratios)")
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in facts.items())
+          + f", TVM_NUM_THREADS {os.environ.get('TVM_NUM_THREADS')} (shared machine: compare ratios)")
     target = targets.host()
     print(f"target: {target}; width {args.width}; trials per task: {args.trials}")
 
@@ -185,10 +196,10 @@ def main() -> int:
     dev = tvm.cpu()
     x = [tvm.runtime.tensor(a, dev) for a in inputs]
     built = {}
-    for name, variant in variants(mod):
-        tuned = metaschedule.tune(variant, target, args.work_dir, args.trials)
+    for name, variant in variants(mod, args.models.split(",")):
+        tuned = metaschedule.tune(variant, target, args.work_dir, args.trials, policy=args.budget_policy)
         applied = metaschedule.apply_database(variant, target, args.work_dir)
-        kernels, calls = tvm_kernels(variant, target, args.work_dir)
+        kernels, calls = tvm_kernels(variant)
         timers = {k: kernel_runner(applied[k], target, [tuple(s) for s in kern.shapes], dev)
                   for k, kern in kernels.items()}
         vm = relax.VirtualMachine(tvm.compile(applied, target=target), dev)

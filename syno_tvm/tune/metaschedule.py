@@ -28,11 +28,10 @@ from tvm.ir.utils import derived_object
 
 from ..atomic import write_text
 from ..errors import SynoError
+from .budget import DEFAULT_POLICY, POLICIES
 from .targets import is_aarch64
 
 BUDGET_FILE = "budget.json"
-POLICIES = ("uniform", "share")
-DEFAULT_POLICY = "uniform"
 
 
 @dataclass
