@@ -160,7 +160,8 @@ def main() -> int:
         print(f"tuned {name}: {len(tuned.tasks)} task(s), {tuned.new_trials} new trials, {tuned.failed} failed, "
               f"{flops / 1e6:.1f} MFLOP", flush=True)
 
-    samples: dict[str, list[float]] = {"fp32 peak (FMA microkernel)": [], "onnxruntime conv": [], **{k: [] for k in rows}}
+    samples: dict[str, list[float]] = {"fp32 peak (FMA microkernel)": [], "onnxruntime conv": [],
+                                       **{k: [] for k in rows}}
     dev = tvm.cpu()
     x = [tvm.runtime.tensor(a, dev) for a in inputs]
     for _ in range(args.rounds):
