@@ -3,8 +3,9 @@
 Rows: onnxruntime on the original ONNX model; TVM MetaSchedule-tuned original; tuned with (a) the library's
 ``conv2d`` swapped into every stride-1 3x3 conv (the same function, so this isolates what our lowering costs),
 (b) Syno's Operator 1 and (c) a grouped conv swapped into every 3x3 conv (strided ones as AvgPool + operator,
-Syno's scheme; the 1x1 projections and the classifier are kept).  Every model gets the same trials per tuning task,
-from one shared database (a workload two models share is tuned once).  Latencies are measured after all tuning,
+Syno's scheme; the 1x1 projections and the classifier are kept).  Every model gets a budget of the same trials per
+tuning task, spread by ``--budget-policy`` (``syno-tvm optimize``'s default unless named), from one shared database
+(under ``uniform`` a workload two models share is tuned once).  Latencies are measured after all tuning,
 interleaved over rounds so that load from other processes hits every row alike.
 
     python benchmarks/e2e_latency.py --trials 16 --work-dir /tmp/e2e_db --json benchmarks/results/e2e_latency.json
@@ -28,6 +29,7 @@ from syno_tvm.relax.frontend import import_onnx
 from syno_tvm.relax.models import resnet18_cifar
 from syno_tvm.relax.swap import OperatorSwap, find_layers
 from syno_tvm.tune import metaschedule, targets
+from syno_tvm.tune.budget import DEFAULT_POLICY, POLICIES
 from syno_tvm.tune.measure import input_arrays, machine_facts, measure_onnxruntime
 
 
@@ -43,6 +45,8 @@ def variants(mod: tvm.IRModule) -> list[tuple[str, OperatorSwap | None]]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=16, help="MetaSchedule trials per tuning task (every model)")
+    ap.add_argument("--budget-policy", choices=POLICIES, default=DEFAULT_POLICY,
+                    help="how trials x tasks is spread over a model's tasks (the same policy as syno-tvm optimize)")
     ap.add_argument("--work-dir", default="e2e_tuning", help="tuning database, reused across runs")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved measurement rounds")
     ap.add_argument("--json", help="also write the results here")
@@ -51,7 +55,7 @@ def main() -> int:
     facts = machine_facts()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
     target = targets.host()
-    print(f"target: {target}; trials per task: {args.trials} (modest: 2 shared cores)")
+    print(f"target: {target}; budget: {args.trials} trials x tasks per model, policy {args.budget_policy}")
 
     model = resnet18_cifar(batch=1)
     mod = import_onnx(model)
@@ -62,7 +66,7 @@ def main() -> int:
     for name, swap in variants(mod):
         variant = swap(mod) if swap else mod
         t0 = time.time()
-        tuned = metaschedule.tune(variant, target, args.work_dir, args.trials)
+        tuned = metaschedule.tune(variant, target, args.work_dir, args.trials, policy=args.budget_policy)
         ex = metaschedule.compile_tuned(variant, target, args.work_dir)
         vm = relax.VirtualMachine(ex, tvm.cpu())
         out = vm["main"](*[tvm.runtime.tensor(a) for a in inputs]).numpy()
@@ -70,7 +74,8 @@ def main() -> int:
         decisions = swap.decisions if swap else find_layers(mod)
         swapped = [d for d in decisions if d.action == "swap"]
         flops = sum(d.flops_after if d.action == "swap" else d.flops_before for d in decisions)
-        row = {"name": name, "tasks": len(tuned.tasks), "new_trials": tuned.new_trials, "failed": tuned.failed,
+        row = {"name": name, "tasks": len(tuned.tasks), "budget_trials": tuned.budget_trials,
+               "policy": tuned.policy, "new_trials": tuned.new_trials, "failed": tuned.failed,
                "reused_tasks": sum(t.reused for t in tuned.tasks), "tune_s": round(time.time() - t0, 1),
                "swapped_layers": len(swapped), "layer_flops": flops,
                "max_abs_diff_vs_original": float(np.abs(out - reference).max())}

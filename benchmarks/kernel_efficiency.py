@@ -7,7 +7,13 @@ over its own, smaller FLOP count).  The peak is measured here by an FMA microker
 AVX2 FMA chains per thread, one thread per core, compiled with gcc), because the advertised clock understates
 these cores.  All rows are timed in interleaved rounds; each figure is the median over rounds.
 
+``--set synth`` (issue 19, item 3) times instead Operator 1, a shift-conv, a grouped conv and ``--random`` operators
+drawn by ``Space.random_final`` on the ``vision`` spec, each swapped into the same layer and tuned alike, and gives
+each one's GFLOP/s (over its own FLOPs) as a fraction of the tuned conv2d's: the median over the set, Operator 1
+named apart.
+
     python benchmarks/kernel_efficiency.py --trials 64 --work-dir /tmp/kernel_db
+    python benchmarks/kernel_efficiency.py --set synth --random 10 --trials 32 --work-dir /tmp/kernel_db
 """
 
 from __future__ import annotations
@@ -103,11 +109,28 @@ def conv_model() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def synthesized(count: int, seed: int) -> list[tuple[str, object]]:
+    """Operator 1, a shift-conv, a grouped conv, then ``count`` random operators of the vision space."""
+    from syno_tvm.synth.space import Space
+    from syno_tvm.synth.spec import load_spec
+
+    ops = [(f"swapped {n} (tuned)", named(n)) for n in ("syno_operator1", "shift_conv", "conv2d_grouped")]
+    space, rng = Space(load_spec("vision")), np.random.default_rng(seed)
+    for i in range(count):
+        op = space.random_final(rng).final.operator
+        ops.append((f"random {i} {op.hash[:10]} (tuned)", op))
+    return ops
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=64, help="MetaSchedule trials per tuning task")
     ap.add_argument("--work-dir", default="kernel_tuning", help="tuning database, reused across runs")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--set", choices=["conv", "synth"], default="conv", help="conv: the conv rows above; synth: "
+                    "synthesized operators against the tuned conv2d (item 3)")
+    ap.add_argument("--random", type=int, default=10, help="random vision-space operators in --set synth")
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     print("command: python " + " ".join(shlex.quote(a) for a in sys.argv))
     facts = machine_facts()
@@ -121,10 +144,15 @@ def main() -> int:
     mod = import_onnx(model)
     conv_flops = 2 * LAYER["C_out"] * LAYER["H"] * LAYER["W"] * LAYER["C_in"] * 9
     rows: dict[str, tuple[relax.VirtualMachine, int]] = {}
-    for name, op in [("TVM conv2d (Relax, tuned)", None), ("swapped conv2d TE (tuned)", named("conv2d")),
-                     ("swapped syno_operator1 (tuned)", named("syno_operator1"))]:
+    chosen = ([("swapped conv2d TE (tuned)", named("conv2d")), ("swapped syno_operator1 (tuned)",
+                                                                  named("syno_operator1"))]
+              if args.set == "conv" else synthesized(args.random, args.seed))
+    for name, op in [("TVM conv2d (Relax, tuned)", None)] + chosen:
         swap = OperatorSwap(op) if op else None
         variant = swap(mod) if swap else mod
+        if swap and swap.decisions[0].action != "swap":
+            print(f"skipped {name}: {swap.decisions[0].to_json()}")
+            continue
         flops = swap.decisions[0].flops_after if swap else conv_flops
         tuned = metaschedule.tune(variant, target, args.work_dir, args.trials)
         vm = relax.VirtualMachine(metaschedule.compile_tuned(variant, target, args.work_dir), tvm.cpu())
@@ -132,7 +160,8 @@ def main() -> int:
         print(f"tuned {name}: {len(tuned.tasks)} task(s), {tuned.new_trials} new trials, {tuned.failed} failed, "
               f"{flops / 1e6:.1f} MFLOP", flush=True)
 
-    samples: dict[str, list[float]] = {"fp32 peak (FMA microkernel)": [], "onnxruntime conv": [], **{k: [] for k in rows}}
+    samples: dict[str, list[float]] = {"fp32 peak (FMA microkernel)": [], "onnxruntime conv": [],
+                                       **{k: [] for k in rows}}
     dev = tvm.cpu()
     x = [tvm.runtime.tensor(a, dev) for a in inputs]
     for _ in range(args.rounds):
@@ -147,12 +176,21 @@ def main() -> int:
     peak = float(np.median(samples["fp32 peak (FMA microkernel)"]))
     print(f"\nfp32 peak measured: {peak:.1f} GFLOP/s ({threads} threads x {lanes}-lane FMA; rounds "
           f"{', '.join(f'{p:.0f}' for p in samples['fp32 peak (FMA microkernel)'])})")
-    print(f"{'row':34s} {'GFLOP/s':>8s} {'% of peak':>9s} {'round min-max':>14s}")
+    conv = float(np.median(samples["TVM conv2d (Relax, tuned)"]))
+    print(f"{'row':34s} {'GFLOP/s':>8s} {'% of peak':>9s} {'round min-max':>14s} {'vs conv2d':>9s} {'MFLOP':>7s}")
+    ratios = {}
     for name, xs in samples.items():
         if name.startswith("fp32 peak"):
             continue
         med = float(np.median(xs))
-        print(f"{name:34s} {med:8.1f} {100 * med / peak:8.1f}% {min(xs):6.1f}-{max(xs):<7.1f}")
+        mflop = f"{rows[name][1] / 1e6:7.1f}" if name in rows else f"{conv_flops / 1e6:7.1f}"
+        ratios[name] = med / conv
+        print(f"{name:34s} {med:8.1f} {100 * med / peak:8.1f}% {min(xs):6.1f}-{max(xs):<7.1f} {med / conv:8.2f}x "
+              f"{mflop}")
+    if args.set == "synth":
+        synth = [r for n, r in ratios.items() if n.startswith(("swapped", "random"))]
+        print(f"synthesized operators' GFLOP/s / tuned conv2d's: median {np.median(synth):.2f} over {len(synth)}; "
+              f"Operator 1 {ratios.get('swapped syno_operator1 (tuned)', float('nan')):.2f} (goal: median >= 0.80)")
     print("(Operator 1's GFLOP/s count its own FLOPs, fewer than the conv's; goal: >= onnxruntime's efficiency, "
           ">= 40 % of peak)")
     return 0

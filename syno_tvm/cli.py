@@ -90,7 +90,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     config = OptimizeConfig(model=args.model, out=args.out, operator=args.operator, per_layer=args.per_layer,
                             target=args.target, trials=args.trials, rpc=args.rpc, runs=args.runs, width=args.width,
-                            accuracy=args.accuracy)
+                            accuracy=args.accuracy, budget_policy=args.budget_policy)
     out = optimize(config)
     report = json.loads((out / "report.json").read_text())
     for line in headline(report):
@@ -173,6 +173,7 @@ def _search_arguments(p: argparse.ArgumentParser) -> None:
 def _optimize_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``syno-tvm optimize`` (python/optimize_onnx.py runs the same subcommand)."""
     from .optimize import DEFAULT_TRIALS
+    from .tune.budget import DEFAULT_POLICY, POLICIES
 
     p.add_argument("model", help="an ONNX file (static input shapes), or builtin:resnet18-cifar / builtin:small-cnn")
     how = p.add_mutually_exclusive_group(required=True)
@@ -182,6 +183,9 @@ def _optimize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="llvm", help="llvm (this CPU), cuda[:sm_XX] or aarch64[:CPU]")
     p.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="MetaSchedule trials per tuning task, the "
                    "same for the original and the swapped model")
+    p.add_argument("--budget-policy", choices=POLICIES, default=DEFAULT_POLICY, help="how the budget of trials x "
+                   "tasks is spread: uniform (the same trials per task) or share (a floor of one round per task, "
+                   "the rest where MetaSchedule's gradient scheduler gains most)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole at the end)")
     p.add_argument("--rpc", metavar="HOST:PORT[:KEY]", help="a tvm.rpc tracker + device key (tune "
                    "and measure there) or a bare server (measure there)")

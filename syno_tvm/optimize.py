@@ -51,6 +51,7 @@ class OptimizeConfig:
     runs: int = 30
     width: int | None = None
     accuracy: str | None = None
+    budget_policy: str | None = None   # how tune spreads trials x tasks (tune.budget.POLICIES); None: its default
 
     @property
     def choice_text(self) -> str:
@@ -147,7 +148,8 @@ def _build_and_time(label: str, mod: tvm.IRModule, target, tune_dir: Path, confi
     if plan.tune != "none":
         if progress:
             print(f"tuning the {label} model ({config.trials} trials per task)", flush=True)
-        tuned = metaschedule.tune(mod, target, tune_dir, config.trials, progress=progress, rpc=plan.tune_rpc)
+        tuned = metaschedule.tune(mod, target, tune_dir, config.trials, progress=progress, rpc=plan.tune_rpc,
+                                  policy=config.budget_policy or metaschedule.DEFAULT_POLICY)
         entry["tuning"] = tuned.to_json()
         executable = metaschedule.compile_tuned(mod, target, tune_dir)
     else:

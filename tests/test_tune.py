@@ -80,6 +80,25 @@ def test_pooling_tunes_without_the_unknown_schedule_rule_warning(tmp_path, capfd
     np.testing.assert_allclose(got, data.reshape(1, 4, 4, 2, 4, 2).mean(axis=(3, 5)), rtol=1e-5, atol=1e-6)
 
 
+def test_share_policy_spends_one_global_budget_with_a_floor_per_task(tmp_path):
+    """``share``: every task gets at least its warm-up round, the model no more than trials x tasks in all, and a
+    rerun at the same budget tunes nothing."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 4, 8, 8), "float32"))
+    w = relax.const(np.random.default_rng(0).standard_normal((8, 4, 3, 3)).astype("float32"))
+    with bb.function("main", [x]):
+        y = bb.emit(relax.op.nn.conv2d(x, w, padding=1))
+        bb.emit_func_output(bb.emit(relax.op.nn.avg_pool2d(y, (2, 2), (2, 2))))
+    mod, target = bb.get(), targets.host()
+    first = metaschedule.tune(mod, target, tmp_path / "db", trials=2, progress=False, policy="share")
+    assert len(first.tasks) == 2 and first.policy == "share" and first.budget_trials == 4
+    assert all(t.trials >= 1 and not t.reused for t in first.tasks) and first.new_trials <= first.budget_trials
+    again = metaschedule.tune(mod, target, tmp_path / "db", trials=2, progress=False, policy="share")
+    assert again.new_trials == 0 and all(t.reused for t in again.tasks)
+    with pytest.raises(SynoError, match="unknown budget policy"):
+        metaschedule.tune(mod, target, tmp_path / "db", trials=2, policy="greedy")
+
+
 def test_tuning_refuses_targets_without_their_device(tmp_path):
     mod = import_onnx(_one_conv())
     with pytest.raises(SynoError, match="needs that device"):

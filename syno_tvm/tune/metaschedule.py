@@ -2,9 +2,11 @@
 
 Why not ``relax.pipeline.static_shape_tuning_pipeline``: it cannot tell a workload it has already tuned from a new
 one, so a second run spends the whole budget again, and with a global budget smaller than ``tasks x per-task`` the
-gradient scheduler starves the last tasks (TVM_NOTES 8: ResNet-18 at 232 ms instead of 12 ms).  Here every task
-gets the same ``trials`` (global budget = trials x tasks), and a task whose workload the database already holds at
-this budget or more is not tuned again.  The budget spent per workload is kept in ``budget.json`` beside
+gradient scheduler starves the last tasks (TVM_NOTES 8: ResNet-18 at 232 ms instead of 12 ms).  Here a model's
+global budget is ``trials x tasks``, spread by a :data:`POLICIES` entry: ``uniform`` gives every task the same
+``trials`` (a task whose workload the database already holds at this budget or more is not tuned again);
+``share`` gives every task a floor of one search round and lets MetaSchedule's gradient task scheduler spend the
+rest where the weighted latency falls fastest (heavy tasks get more), the model counting as tuned as a whole.  The budget spent per workload is kept in ``budget.json`` beside
 MetaSchedule's own JSON database, because a task with a small search space can end with fewer records than its
 budget and must still count as done.  Failed candidates (build or run errors) go through MetaSchedule's default
 callbacks like any other (committed to the database, never chosen as best, not re-proposed by the search, which
@@ -26,6 +28,7 @@ from tvm.ir.utils import derived_object
 
 from ..atomic import write_text
 from ..errors import SynoError
+from .budget import DEFAULT_POLICY, POLICIES
 from .targets import is_aarch64
 
 BUDGET_FILE = "budget.json"
@@ -51,6 +54,12 @@ class TuneResult:
     trials_per_task: int
     seconds: float
     tasks: list[TaskStats] = field(default_factory=list)
+    policy: str = DEFAULT_POLICY
+
+    @property
+    def budget_trials(self) -> int:
+        """The model's global budget (``trials_per_task x tasks``), whether spent now or by an earlier run."""
+        return self.trials_per_task * len(self.tasks)
 
     @property
     def new_trials(self) -> int:
@@ -61,7 +70,8 @@ class TuneResult:
         return sum(t.failed for t in self.tasks)
 
     def to_json(self) -> dict:
-        return {**asdict(self), "new_trials": self.new_trials, "failed": self.failed}
+        return {**asdict(self), "new_trials": self.new_trials, "failed": self.failed,
+                "budget_trials": self.budget_trials}
 
 
 @derived_object
@@ -153,8 +163,9 @@ def _without_custom_rules(mod: tvm.IRModule) -> tvm.IRModule:
 
 
 def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", trials: int, *,
-         seed: int = 0, progress: bool = True, rpc: "str | None" = None) -> TuneResult:
-    """Tune every task of ``mod`` with ``trials`` candidates each, skipping workloads already tuned at this budget.
+         seed: int = 0, progress: bool = True, rpc: "str | None" = None, policy: str = DEFAULT_POLICY) -> TuneResult:
+    """Tune the tasks of ``mod`` with a budget of ``trials`` per task spread by ``policy`` (module docstring),
+    skipping what the database already holds at this budget.
 
     Candidates run on this machine's CPU (MetaSchedule's local runner) or, with ``rpc`` (``host:port:key`` of a
     tracker), on the tracker's device of that key (:mod:`.ms_rpc`: an aarch64 board, or this CPU behind an RPC
@@ -167,6 +178,8 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", t
 
     if trials < 1:
         raise SynoError(f"--trials must be at least 1 (got {trials})")
+    if policy not in POLICIES:
+        raise SynoError(f"unknown budget policy '{policy}': use one of {', '.join(POLICIES)}")
     arm = is_aarch64(target)
     if target.kind.name != "llvm" or (arm and rpc is None):
         raise SynoError(f"tuning {'aarch64' if arm else target.kind.name} needs that device: this machine tunes its "
@@ -179,13 +192,20 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", t
     ledger: dict[str, int] = json.loads(ledger_path.read_text()) if ledger_path.is_file() else {}
     extracted = ms.relax_integration.extract_tasks(prepare(mod), target)
     todo, stats_all = [], []
-    for task in extracted:
-        key = _workload_key(task.dispatched[0])
+    keys = [_workload_key(task.dispatched[0]) for task in extracted]
+    # share: the model is the unit (its tasks compete for one budget); its ledger key names policy and workloads
+    model_key = "share:" + "+".join(sorted(keys)) if policy == "share" else None
+    for task, key in zip(extracted, keys):
         st = TaskStats(task.task_name, int(task.weight))
-        st.reused = ledger.get(key, 0) >= trials and db.has_workload(task.dispatched[0])
+        done = ledger.get(model_key or key, 0) >= trials
+        st.reused = done and db.has_workload(task.dispatched[0])
         stats_all.append(st)
         if not st.reused:
-            todo.append((task, st, key))
+            todo.append((task, st, model_key or key))
+    if model_key and todo:   # one task missing from the database: the shared budget is spent again on all
+        todo = [(task, st, model_key) for task, st in zip(extracted, stats_all)]
+        for st in stats_all:
+            st.reused = False
     if todo:
         # MetaSchedule prints per-trial tables and XGBoost iterations on stdout at DEBUG; keep them in
         # work_dir/logs (file handlers stay at DEBUG) and show the progress bar instead.
@@ -205,14 +225,17 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", t
             contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
                 [t for t, _, _ in todo], work_dir=str(work), strategy=strategy, seed=seed)
             # Two or more rounds per task: the cost model learns from the first round's measurements, and the bar
-            # moves when a task's earlier round is collected (MetaSchedule reports results one round late).
+            # moves when a task's earlier round is collected (MetaSchedule reports results one round late).  Under
+            # ``share`` the gradient scheduler's warm-up (one round per task) is the floor; a task may take up to
+            # four times its uniform share.
             per_iter = min(64, max(1, (trials + 1) // 2))
+            per_task = trials if policy == "uniform" else 4 * trials
             with tqdm(total=trials * len(todo), desc=f"tuning {len(todo)} tasks x {trials} trials", unit="trial",
                       disable=not progress, leave=False) as bar:
                 callbacks = list(ms.measure_callback.MeasureCallback.create("default"))
                 callbacks.append(_Progress([st for _, st, _ in todo], bar))
                 ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=str(work),
-                                   max_trials_global=trials * len(todo), max_trials_per_task=trials,
+                                   max_trials_global=trials * len(todo), max_trials_per_task=per_task,
                                    num_trials_per_iter=per_iter, database=db, measure_callbacks=callbacks,
                                    builder=(ms_rpc.rpc_builder(target, initializer) if rpc else
                                             ms.builder.LocalBuilder(initializer=initializer)),
@@ -228,7 +251,7 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", t
         write_text(ledger_path, json.dumps(ledger, indent=1, sort_keys=True) + "\n")
     for task, st in zip(extracted, stats_all):
         st.best_us = _best_us(db, task.dispatched[0])
-    return TuneResult(str(work), trials, time.time() - start, stats_all)
+    return TuneResult(str(work), trials, time.time() - start, stats_all, policy)
 
 
 def compile_tuned(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path"):
