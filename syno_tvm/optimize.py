@@ -191,8 +191,9 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise SynoError(f"--out '{out}' exists and is not a directory")
-    if not out.parent.is_dir():
-        raise SynoError(f"cannot create '{out}': directory '{out.parent}' does not exist")
+    existing = next(p for p in out.absolute().parents if p.exists())
+    if not existing.is_dir():
+        raise SynoError(f"cannot create '{out}': '{existing}' is a file, not a directory")
     model = _load_model(config)
     inputs = measure.input_arrays(model)
     mod = import_onnx(model)
@@ -207,8 +208,8 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
     # The tuning database is a cache that must outlive a failure or a kill (tuning is the long part): it lives in
     # --out/tuning from the start and a rerun resumes from it.  The results are written beside it and moved in at
     # the end, so --out never holds a report that does not match its library.
-    created = not out.exists()
-    out.mkdir(exist_ok=True)
+    created = [p for p in [out.absolute(), *out.absolute().parents] if not p.exists()]  # made here, deepest first
+    out.mkdir(parents=True, exist_ok=True)
     tune_dir = out / "tuning"
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
@@ -247,8 +248,12 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
         for path in tmp.iterdir():
             os.replace(path, out / path.name)
     except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         if created and not any(out.iterdir()):
-            out.rmdir()
+            for made in created:  # the output directory and the parents this run made, if still empty
+                if any(made.iterdir()):
+                    break
+                made.rmdir()
         elif tune_dir.is_dir() and progress:
             print(f"the tuning database is kept in {tune_dir}: rerun the same command to resume from it",
                   file=sys.stderr, flush=True)

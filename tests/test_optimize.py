@@ -87,7 +87,7 @@ def test_script_is_the_cli(tmp_path):
 
 @pytest.mark.parametrize("target,lib", [("cuda", "model.so"), ("aarch64", "model")])
 def test_cuda_and_aarch64_compile_export_and_say_unmeasured(tmp_path, cnn, target, lib):
-    out = tmp_path / "out"
+    out = tmp_path / "runs" / target / "out"     # parents that do not exist yet, as the README's out/main
     assert main(["optimize", str(cnn), "--operator", "conv2d", "--target", target, "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["swapped"]["latency"] is None and report["swapped"]["not_measured"]
@@ -144,6 +144,18 @@ def test_accuracy_of_original_and_swapped_on_packaged_data(tmp_path, capsys):
     assert acc["delta_pp"] == pytest.approx(100 * (acc["swapped"]["val_acc"] - acc["original"]["val_acc"]))
     assert "## Accuracy (proxy)" in (out / "report.md").read_text()
     assert "accuracy (proxy" in capsys.readouterr().out
+
+
+def test_a_failed_run_leaves_no_directories_it_made(capsys, tmp_path, cnn, monkeypatch):
+    from syno_tvm import optimize as O
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(O, "_build_and_time", boom)
+    with pytest.raises(KeyboardInterrupt):
+        O.optimize(O.OptimizeConfig(model=str(cnn), out=str(tmp_path / "a" / "b" / "out"), operator="conv2d"),
+                   progress=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_accuracy_data_and_width(capsys, tmp_path, cnn):
