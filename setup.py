@@ -38,6 +38,7 @@ setup(
         "psutil",
         "tornado",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    # nbclient + ipykernel: tests/test_tutorials.py executes the notebooks through a Jupyter kernel
+    extras_require={"test": ["pytest", "hypothesis", "nbformat>=5.9", "nbclient>=0.10", "ipykernel>=6"]},
     entry_points={"console_scripts": ["syno-tvm = syno_tvm.cli:main"]},
 )
