@@ -264,8 +264,8 @@ def _compare_node(sampler: NativeSampler, path: tuple[Step, ...]) -> list[Step]:
     mismatches, accepted = [], []
     for out, child_hash, why, dist in judged:
         step = by_key[native_key(out)]
-        child, py_why, py_dist = sp._judge(node, step)
-        py = (None if child is None else child.hash, py_why, py_dist)
+        child, verdict = sp.judge(node, step)
+        py = (None if child is None else child.hash, str(verdict), verdict.distance)
         if py != (child_hash, why, dist):
             mismatches.append(f"{step}: native {(child_hash, why, dist)} python {py}")
         if child is not None:
@@ -364,7 +364,7 @@ def test_final_reason_texts(spec):
 # ---- failures: rejected paths, exhausted spaces -------------------------------------------------------------------
 
 def _rejected_paths(sp: Space, full: tuple[Step, ...]) -> dict[str, tuple[Step, ...]]:
-    """Per reason (``rule``, ``shape`` distance, ``limit`` depth), a prefix of ``full`` plus one step Python rejects
+    """Per reason code (RULE, DISTANCE, DEPTH), a prefix of ``full`` plus one step Python rejects
     for that reason."""
     out = {}
     for i in range(len(full) + 1):
@@ -373,7 +373,7 @@ def _rejected_paths(sp: Space, full: tuple[Step, ...]) -> dict[str, tuple[Step, 
         for step in candidates + sp.closing_contractions(node) + _extra_contractions(sp, node):
             child, why = sp.child(node, step)
             if child is None:
-                out.setdefault(why.split()[0], full[:i] + (step,))
+                out.setdefault(why.code.name, full[:i] + (step,))
     return out
 
 
@@ -384,7 +384,7 @@ def test_report_refuses_a_path_the_space_rejects():
     sampler, records = drawn("vision", "rules")
     full = next(sampler.sample(r).path for r in records if len(r[0]) == sampler.space.spec.max_depth)
     rejected = _rejected_paths(sampler.space, full)
-    assert set(rejected) == {"rule", "shape", "limit"}
+    assert set(rejected) == {"RULE", "DISTANCE", "DEPTH"}
     for reason, path in rejected.items():
         try:
             report(sampler, path)

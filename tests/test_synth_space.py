@@ -10,11 +10,12 @@ from syno_tvm.errors import SynoError
 from syno_tvm.ir.graph import Operator
 from syno_tvm.ir.reference import evaluate
 from syno_tvm.synth.canon import RULES
-from syno_tvm.synth.distance import _closing, distance, step_distance
+from syno_tvm.synth.distance import UNREACHABLE, _closing, distance, step_distance
 from syno_tvm.synth.fingerprint import fingerprint
 from syno_tvm.synth.space import Space
 from syno_tvm.synth.spec import TRANSFORMER, VISION, Spec, load_spec
 from syno_tvm.synth.state import CONTRACT, REDUCE, SHIFT, STEP_KINDS, Step
+from syno_tvm.synth.verdict import Reason
 
 VIS = Spec.from_json(VISION)
 TRF = Spec.from_json(TRANSFORMER)
@@ -51,7 +52,8 @@ def test_distance_counts_only_the_reduces_that_can_still_come():
     size = {str(x): x for x in VIS.reduce_sizes}["C_out/(g*s)"]
     on, off = Space(VIS), Space(VIS, _without("reduce_order"))
     child, why = on.child(on.root(), Step(REDUCE, size=size))
-    assert child is None and "unreachable" in why
+    assert child is None and why.code is Reason.DISTANCE and why.distance == UNREACHABLE
+    assert "unreachable" in str(why)
     assert off.child(off.root(), Step(REDUCE, size=size))[0] is not None
 
 

@@ -49,7 +49,8 @@ class _Entry:
 
 @dataclass
 class Stats:
-    """Counters over all descents: distinct nodes entered, dead ends proven, finals returned, steps rejected."""
+    """Counters over all descents: distinct nodes entered, dead ends proven, finals returned, steps rejected (by
+    :attr:`Verdict.key <syno_tvm.synth.verdict.Verdict.key>`: the reason code, and the rule's name for a rule)."""
 
     nodes: int = 0
     dead: int = 0
@@ -119,10 +120,9 @@ class Sampler:
         step = self.space.random_contraction(node, rng)
         child = None
         if step is not None and step not in e.children:
-            child, why = self.space.child(node, step)
+            child, verdict = self.space.child(node, step)
             if child is None:
-                key = " ".join(why.split()[:2])
-                self.stats.rejected[key] = self.stats.rejected.get(key, 0) + 1
+                self.stats.rejected[verdict.key] = self.stats.rejected.get(verdict.key, 0) + 1
         if child is None or (self.entries.get(child.hash) is not None and self.entries[child.hash].exhausted):
             e.contract_misses += 1
             if e.contract_misses >= CONTRACT_MISSES and not e.contract_ok:
@@ -173,10 +173,9 @@ class Sampler:
             step = steps[i]
             child = e.children.get(step)
             if child is None:
-                child, why = self.space.child(node, step)
+                child, verdict = self.space.child(node, step)
                 if child is None:
-                    key = " ".join(why.split()[:2])
-                    self.stats.rejected[key] = self.stats.rejected.get(key, 0) + 1
+                    self.stats.rejected[verdict.key] = self.stats.rejected.get(verdict.key, 0) + 1
                 else:
                     e.children[step] = child
             ce = self.entries.get(child.hash) if child is not None else None

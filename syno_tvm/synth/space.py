@@ -31,6 +31,7 @@ from ..ir.sizes import Size
 from .canon import RULES, Rule, by_kind, first_violation
 from .distance import UNREACHABLE, distance, step_distance
 from .spec import Spec
+from .verdict import Reason, Verdict, accepted
 from .state import (CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, STRIDE, UNFOLD, Dim, Node, Step,
                     Weight, merge_top_hash)
 
@@ -315,25 +316,24 @@ class Space:
                     node.depth + 1, node.reductions + (k == REDUCE), tuple(sorted(used.items())), step,
                     tuple(created))
 
-    def child(self, node: Node, step: Step) -> tuple[Node | None, str]:
-        """The child if the step is canonical and its distance fits the depth left; else None and the reason."""
-        child, why, _ = self._judge(node, step)
-        return child, why
+    def child(self, node: Node, step: Step) -> tuple[Node | None, Verdict]:
+        """The child if the step is canonical and its distance fits the depth left, else None; and the verdict."""
+        return self.judge(node, step)
 
-    def _judge(self, node: Node, step: Step) -> tuple[Node | None, str, int]:
-        """:meth:`child` plus the child's shape distance (UNREACHABLE when no child)."""
+    def judge(self, node: Node, step: Step) -> tuple[Node | None, Verdict]:
+        """:meth:`child`; the verdict carries the child's shape distance (UNREACHABLE when no child)."""
         if node.depth >= self.spec.max_depth:
-            return None, f"limit depth {self.spec.max_depth}", UNREACHABLE
+            return None, Verdict(Reason.DEPTH, bound=self.spec.max_depth)
         rule = first_violation(self._rules_for.get(step.kind, ()), self.spec, node, step)
         if rule is not None:
-            return None, f"rule {rule.name}", UNREACHABLE
+            return None, Verdict(Reason.RULE, rule=rule.name)
         # most candidates fail the bound: judge the child by its sizes before building it
         dist = step_distance(self.spec, node, step, self._can_reduce(node.only_reduces and step.kind == REDUCE),
                              self.reduce_floor(step), self._raw)
         left = self.remaining(node) - 1
         if dist > left:
-            return None, f"shape distance {dist if dist < UNREACHABLE else 'unreachable'} > depth left {left}", dist
-        return self.apply(node, step), "", dist
+            return None, Verdict(Reason.DISTANCE, distance=dist, bound=left)
+        return self.apply(node, step), accepted(dist)
 
     def children(self, node: Node) -> list[tuple[Step, Node]]:
         """Every child (step, node): canonical steps whose child can still reach the input within the depth."""
@@ -344,9 +344,9 @@ class Space:
         out = []
         for kind in STEP_KINDS:
             for step in self.steps(node, kind):
-                c, _, dist = self._judge(node, step)
+                c, verdict = self.judge(node, step)
                 if c is not None:
-                    out.append((step, c, dist))
+                    out.append((step, c, verdict.distance))
         return out
 
     # ---- finals -------------------------------------------------------------------------------------------------
