@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from syno_tvm.synth.distance import UNREACHABLE
-from syno_tvm.synth.sample import Sampler
+from syno_tvm.synth.sampler import PythonSampler
 from syno_tvm.synth.space import Space
 from syno_tvm.synth.spec import VISION, Spec
 from syno_tvm.synth.verdict import Reason, Verdict, accepted
@@ -23,7 +23,7 @@ def test_texts_and_keys():
 def test_sampler_counts_rejections_by_code():
     """Every key of the Python sampler's statistics is a verdict key, and each rule key names a rule of the table."""
     space = Space(Spec.from_json(VISION))
-    sampler = Sampler(space)
+    sampler = PythonSampler(space)
     rng = np.random.default_rng(0)
     for _ in range(3):
         sampler.random_final(rng)

@@ -16,6 +16,8 @@ from ..errors import SynoError
 from ..ir.graph import Operator
 from ..ir.library import named
 from ..synth.fingerprint import fingerprint
+from ..synth.locate import locate
+from ..synth.sampler import create
 from ..synth.space import Space
 from ..synth.spec import Spec, layers_from_model, load_spec
 from ..synth.state import STEP_KINDS, Node, Step
@@ -43,15 +45,9 @@ class FinalStream:
     native engine's limits).  ``position`` counts finals drawn, so a resumed search can skip to where it was."""
 
     def __init__(self, space: Space, seed: int) -> None:
-        from ..synth.native import NativeSampler
-        from ..synth.sample import Sampler
-
         self.position = 0
         self._rng = np.random.default_rng(seed)
-        try:
-            self._sampler = NativeSampler(space, seed)
-        except ValueError:  # beyond the native engine's fixed limits
-            self._sampler = Sampler(space)
+        self._sampler = create("auto", space, seed)
 
     def next(self) -> tuple[tuple[Step, ...], Operator] | None:
         """The next final (path, operator), or None when the space is exhausted."""
@@ -116,7 +112,7 @@ class SearchSpace:
 
     def locate(self, op: Operator) -> tuple[Step, ...] | None:
         """The path to ``op`` (or to its canonical twin) in this space, None when the space excludes it."""
-        loc = self.space.locate(op)
+        loc = locate(self.space, op)
         return tuple(loc.path) if loc.found else None
 
     def reference(self) -> Operator:

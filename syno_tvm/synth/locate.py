@@ -153,7 +153,7 @@ def _step(op: Operator, unit: list[int], where: dict[int, str], expanded: set[in
 def _contraction_ok(space: Space, node: Node, step: Step) -> bool:
     n = len(step.dims)
     return (len(node.weights) < space.spec.max_weights and 2 <= n <= space.spec.max_shares
-            and not all(step.outer) and space._allowance_ok(node, [node.dim(h).size for h in step.dims]))
+            and not all(step.outer) and space.allowance_ok(node, [node.dim(h).size for h in step.dims]))
 
 
 # ---- canonical twin search --------------------------------------------------------------------------------------
