@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from .. import _synth_native
-from ..errors import SynoError
 from ..ir.graph import Operator, Prim
 from ..ir.sizes import Size
 from .canon import RULE_NAMES

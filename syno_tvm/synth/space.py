@@ -29,7 +29,7 @@ from ..ir.graph import Operator, Prim, digest
 from ..ir.library import named
 from ..ir.sizes import Size
 from .canon import RULES, Rule, by_kind, first_violation
-from .distance import UNREACHABLE, distance, step_distance
+from .distance import distance, step_distance
 from .spec import Spec
 from .verdict import Reason, Verdict, accepted
 from .state import (CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, STRIDE, UNFOLD, Dim, Node, Step,
@@ -322,7 +322,7 @@ class Space:
         return self.judge(node, step)
 
     def judge(self, node: Node, step: Step) -> tuple[Node | None, Verdict]:
-        """:meth:`child`; the verdict carries the child's shape distance (UNREACHABLE when no child)."""
+        """:meth:`child`; the verdict carries the child's shape distance (``distance.UNREACHABLE`` when no child)."""
         if node.depth >= self.spec.max_depth:
             return None, Verdict(Reason.DEPTH, bound=self.spec.max_depth)
         rule = first_violation(self._rules_for.get(step.kind, ()), self.spec, node, step)

@@ -198,7 +198,7 @@ class TrainGraph:
         return self.swap.decisions if self.swap is not None else []
 
 
-def _bound_main(model: onnx.ModelProto) -> tuple[tvm.IRModule, dict[str, tvm.runtime.Tensor]]:
+def bound_main(model: onnx.ModelProto) -> tuple[tvm.IRModule, dict[str, tvm.runtime.Tensor]]:
     from tvm.relax.frontend.onnx import from_onnx
 
     try:
@@ -220,7 +220,7 @@ def build_graph(model: onnx.ModelProto, operator: "Operator | Mapping[str, Opera
                 optimizer: "SGD | Adam | None" = None, seed: int = 0) -> TrainGraph:
     """The Relax training module for ``model`` (with ``operator`` swapped in when given)."""
     optimizer = optimizer or SGD()
-    mod, onnx_params = _bound_main(model)
+    mod, onnx_params = bound_main(model)
     swap = None
     if operator is not None:
         swap = OperatorSwap(operator, seed=seed, differentiable=True)

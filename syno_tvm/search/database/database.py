@@ -5,10 +5,8 @@ consistent."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from pathlib import Path
 from typing import Any
 
-from ...errors import SynoError
 from ..candidate import Result
 
 
@@ -46,12 +44,3 @@ class Database(ABC):
 
     def close(self) -> None:
         """Release the store (a no-op where there is nothing to release)."""
-
-
-def create(name: str, directory: "str | Path") -> Database:
-    """``sqlite`` (the only kind): ``search.sqlite`` in ``directory``."""
-    if name != "sqlite":
-        raise SynoError(f"unknown database '{name}': use sqlite")
-    from .sqlite import SqliteDatabase
-
-    return SqliteDatabase(Path(directory) / "search.sqlite")
