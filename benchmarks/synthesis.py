@@ -1,7 +1,8 @@
 """Guided synthesis benchmark: the issue's "Done when" figures, canonicalization on vs off, side by side.
 
 For each spec (vision: ResNet-18 CIFAR 3x3 layers, depth 10, 2 weights; transformer: GPT-2 QKV), one process on
-one core draws random finals for a time budget with the native sampler (:mod:`syno_tvm.synth.sampler.native_sampler`) under the
+one core draws random finals for a time budget with the native sampler
+(:mod:`syno_tvm.synth.sampler.native_sampler`) under the
 full rule table and under none, then with the Python sampler it ports (the reference implementation: same space,
 same algorithm, rules on), then takes finals in exhaustive depth-first order (Python, rules on;
 :mod:`syno_tvm.synth.depth_first`).  Each run reports:

@@ -1,6 +1,6 @@
 """Reachability: the familiar operators and Syno's discoveries are in the spaces (at depth <= 12), found by
-:func:`syno_tvm.synth.locate.locate`, either in their own form or, when a canonicalization rule removes that form, as the
-canonical twin with the same semantic fingerprint.  And a limit that excludes an operator is named."""
+:func:`syno_tvm.synth.locate.locate`, either in their own form or, when a canonicalization rule removes that form, as
+the canonical twin with the same semantic fingerprint.  And a limit that excludes an operator is named."""
 
 from __future__ import annotations
 

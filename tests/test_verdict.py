@@ -16,7 +16,8 @@ def test_texts_and_keys():
     assert str(Verdict(Reason.RULE, rule="no_double_shift")) == "rule no_double_shift"
     assert str(Verdict(Reason.DISTANCE, distance=3, bound=2)) == "shape distance 3 > depth left 2"
     assert str(Verdict(Reason.DISTANCE, distance=UNREACHABLE, bound=2)) == "shape distance unreachable > depth left 2"
-    assert Verdict(Reason.RULE, rule="x").key == "rule x" and Verdict(Reason.DISTANCE, distance=9).key == "shape distance"
+    assert Verdict(Reason.RULE, rule="x").key == "rule x"
+    assert Verdict(Reason.DISTANCE, distance=9).key == "shape distance"
     assert accepted(4).ok and accepted(4).distance == 4 and not Verdict(Reason.DEPTH).ok
 
 

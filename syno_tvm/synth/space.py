@@ -1,6 +1,6 @@
 """The bottom-up space of operators: nodes are partial operators, children are primitive applications in reverse.
 
-Direction (Syno's, syno.md 3.1): the root is the output's dims; Reduces come first, then the primitives are applied
+Direction (Syno's bottom-up search): the root is the output's dims; Reduces come first, then the primitives are applied
 in reverse (``Merge^-1`` turns one frontier dim into two, ``Split^-1`` two into one, ``Unfold^-1`` a (main, window)
 pair into one, ``Expand^-1`` closes a dim, ``Shift^-1``/``Stride^-1`` replace one), and a Contraction adds one
 weight: it Shares a set of frontier dims with the new weight, each *inner* (the input keeps the dim) or *outer*

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..ir.graph import Operator
 from ..relax.swap import find_layers
-from .graph import bound_main
+from .program import bound_main
 from .loop import Config, model_proto, train
 
 PROXY = Config(model="builtin:resnet18-cifar", width=4, batch=32, epochs=2, lr=0.1, optimizer="sgd",

@@ -16,7 +16,7 @@ From an ONNX model:
 4. ``relax.transform.Gradient("loss")`` gives ``loss_adjoint``; ``step`` calls it and applies the optimizer
    (:mod:`syno_tvm.train.optim`); ``infer`` is the model with BatchNorm in inference mode;
 5. the ``call_tir_with_grad`` calls left in the forward functions are turned into plain ``call_tir`` (VM codegen
-   cannot emit them: TVM_NOTES 5), and the module is compiled once.
+   cannot emit them in TVM 0.27: "CodeGenVM cannot emit this Relax operator directly"), and the module is compiled once.
 """
 
 from __future__ import annotations
