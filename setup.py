@@ -19,7 +19,7 @@ setup(
     cmdclass={"build_ext": build_ext},
     install_requires=[
         "apache-tvm==0.27.0.post1",
-        # 0.1.15.post2 segfaults in tvm::ffi::ToJSONGraph during every MetaSchedule run (shared/TVM_NOTES.md, 7.1).
+        # 0.1.15.post2 segfaults in tvm::ffi::ToJSONGraph during every MetaSchedule run (measured with TVM 0.27).
         "apache-tvm-ffi==0.1.14.post0",
         "numpy",
         "onnx",

@@ -1,7 +1,8 @@
 """Guided synthesis benchmark: the issue's "Done when" figures, canonicalization on vs off, side by side.
 
 For each spec (vision: ResNet-18 CIFAR 3x3 layers, depth 10, 2 weights; transformer: GPT-2 QKV), one process on
-one core draws random finals for a time budget with the native sampler (:mod:`syno_tvm.synth.native`) under the
+one core draws random finals for a time budget with the native sampler
+(:mod:`syno_tvm.synth.sampler.native_sampler`) under the
 full rule table and under none, then with the Python sampler it ports (the reference implementation: same space,
 same algorithm, rules on), then takes finals in exhaustive depth-first order (Python, rules on;
 :mod:`syno_tvm.synth.depth_first`).  Each run reports:
@@ -38,8 +39,7 @@ from syno_tvm.ir.reference import evaluate  # noqa: E402
 from syno_tvm.synth.canon import RULES  # noqa: E402
 from syno_tvm.synth.depth_first import Counts, depth_first  # noqa: E402
 from syno_tvm.synth.fingerprint import fingerprint  # noqa: E402
-from syno_tvm.synth.native import NativeSampler  # noqa: E402
-from syno_tvm.synth.sample import Sampler  # noqa: E402
+from syno_tvm.synth.sampler import NativeSampler, PythonSampler  # noqa: E402
 from syno_tvm.synth.space import Space  # noqa: E402
 from syno_tvm.synth.spec import Spec, load_spec  # noqa: E402
 
@@ -73,7 +73,7 @@ def measure(spec: Spec, rules, seconds: float, sample: int, seed: int, order: st
             finals = depth_first(space, counts)
             draw = lambda: next(finals, None)  # noqa: E731
         else:
-            sampler = Sampler(space)
+            sampler = PythonSampler(space)
             draw = lambda: sampler.random_final(rng)  # noqa: E731
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:

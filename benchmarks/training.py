@@ -30,7 +30,7 @@ import numpy as np
 
 from syno_tvm.ir.library import conv2d, conv2d_grouped, syno_operator1
 from syno_tvm.train import proxy
-from syno_tvm.train.graph import build_graph
+from syno_tvm.train.program import build_graph
 from syno_tvm.train.loop import Trainer, model_proto
 
 

@@ -9,7 +9,7 @@ from tvm import relax, te
 from syno_tvm.ir.load import load_operator
 from syno_tvm.lower.te_backward import backward_primfunc
 from syno_tvm.relax.models import small_cnn
-from syno_tvm.train.graph import build_graph
+from syno_tvm.train.program import build_graph
 from syno_tvm.train.loop import Trainer, _onehot
 from syno_tvm.tune.default_schedule import default_schedule, schedule_func
 from syno_tvm.tune.targets import host

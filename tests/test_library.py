@@ -130,7 +130,7 @@ def np_syno_operator1(X, W1, W2, g):
 
 
 def np_syno_operator1_loops(X, W1, W2, g):
-    """The Operator 1 formula of syno.md section 7, term by term (only for a tiny binding)."""
+    """The Operator 1 formula (Syno's ``07889``, as in the library), term by term (only for a tiny binding)."""
     N, C, H, Wd = X.shape
     G, k, _, O, J = W1.shape
     c = C // g

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from syno_tvm.errors import SynoError
-from syno_tvm.ir.primitives import PRIMITIVE_NAMES, RULES, branch_sizes, rule
+from syno_tvm.ir.primitives import PRIMITIVE_NAMES, PRIMITIVES, branch_sizes, primitive
 from syno_tvm.ir.sizes import Size
 
 rng = np.random.default_rng(0)
@@ -46,17 +46,17 @@ def _grid(*extents):
 
 
 def test_table_has_the_eight_primitives():
-    assert set(RULES) == {"split", "merge", "shift", "stride", "unfold", "expand", "reduce", "share"}
-    assert PRIMITIVE_NAMES == tuple(RULES)
+    assert set(PRIMITIVES) == {"split", "merge", "shift", "stride", "unfold", "expand", "reduce", "share"}
+    assert PRIMITIVE_NAMES == tuple(PRIMITIVES)
     arity = {"split": (1, 2), "merge": (2, 1), "shift": (1, 1), "stride": (1, 1), "unfold": (1, 2),
              "expand": (0, 1), "reduce": (1, 0), "share": (2, 1)}
-    for name, r in RULES.items():
+    for name, r in PRIMITIVES.items():
         assert r.name == name
         assert (r.n_tops, r.n_bottoms) == arity[name]
 
 
 def test_derivations_are_well_formed():
-    for name, r in RULES.items():
+    for name, r in PRIMITIVES.items():
         if name in ("expand", "reduce"):
             assert r.gather is None and r.derivations == ()
             continue
@@ -71,10 +71,10 @@ def test_derivations_are_well_formed():
 
 def test_unknown_primitive_lists_the_known_ones():
     with pytest.raises(SynoError) as e:
-        rule("foo")
+        primitive("foo")
     msg = str(e.value)
     assert "foo" in msg
-    for name in RULES:
+    for name in PRIMITIVES:
         assert name in msg
     assert "\n" not in msg
 
@@ -90,7 +90,7 @@ def test_branch_sizes():
 
 
 def _gather(kind, sizes, bottoms, param=0):
-    tops, guards = rule(kind).gather.fn(bottoms, sizes, param)
+    tops, guards = primitive(kind).gather.fn(bottoms, sizes, param)
     return tops, guards
 
 
@@ -206,7 +206,7 @@ def _case_id(case):
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_inverse_derivations_match_gather(case):
     kind, top_sizes, bottom_sizes, param = case
-    r = rule(kind)
+    r = primitive(kind)
     sizes = branch_sizes(kind, [Size.const(t) for t in top_sizes], [Size.const(b) for b in bottom_sizes],
                          lambda s: s.value({}))
     extent = {f"t{i}": n for i, n in enumerate(top_sizes)}
@@ -260,7 +260,7 @@ def test_inverse_derivations_match_gather(case):
 def test_inverse_derivations_vectorized(case):
     """The same derivations on broadcast numpy arrays (as the reference uses them) agree with scalar evaluation."""
     kind, top_sizes, bottom_sizes, param = case
-    r = rule(kind)
+    r = primitive(kind)
     sizes = branch_sizes(kind, [Size.const(t) for t in top_sizes], [Size.const(b) for b in bottom_sizes],
                          lambda s: s.value({}))
     extent = {f"t{i}": n for i, n in enumerate(top_sizes)}
@@ -282,7 +282,7 @@ def test_inverse_derivations_vectorized(case):
 
 
 def _shape(kind, tops, bottoms, param=0):
-    return rule(kind).shape([Size.parse(t) for t in tops], [Size.parse(b) for b in bottoms], param)
+    return primitive(kind).shape([Size.parse(t) for t in tops], [Size.parse(b) for b in bottoms], param)
 
 
 def test_shape_rules_accept():

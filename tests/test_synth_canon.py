@@ -13,6 +13,7 @@ from syno_tvm.synth.fingerprint import fingerprint
 from syno_tvm.synth.space import Space
 from syno_tvm.synth.spec import VISION, TRANSFORMER, Spec
 from syno_tvm.synth.state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, UNFOLD, Node, Step
+from syno_tvm.synth.verdict import Reason, Verdict
 
 VIS = Spec.from_json(VISION)
 # windows k (3) and s (2), to have two different window sizes for the Unfold chain rule
@@ -49,7 +50,7 @@ def check(rule: str, spec: Spec, parent: Node, redundant: Step, twin_parent: Nod
     """redundant is rejected by `rule`, twin is generated, and without `rule` the redundant step is generated."""
     on = Space(spec)
     child, why = on.child(parent, redundant)
-    assert child is None and why == f"rule {rule}", f"{redundant}: {why}"
+    assert child is None and why == Verdict(Reason.RULE, rule=rule), f"{redundant}: {why}"
     twin_child, why = on.child(twin_parent, twin)
     assert twin_child is not None, f"twin {twin}: {why}"
     off = Space(spec, without(rule))
@@ -168,7 +169,7 @@ def test_no_shift_on_reduce_through_shares():
                 lambda n: Step(CONTRACT, tuple(sorted([h(n, "C_out"), h(n, "C_in")])),
                                outer=tuple(x == h(n, "C_out") for x in sorted([h(n, "C_out"), h(n, "C_in")]))))
     shift = Step(SHIFT, (h(base, "C_in", "share"),))
-    assert s.child(base, shift) == (None, "rule no_shift_on_reduce")
+    assert s.child(base, shift) == (None, Verdict(Reason.RULE, rule="no_shift_on_reduce"))
     off = Space(VIS, without("no_shift_on_reduce"))
     shifted = walk(off, base, lambda n: shift)
     same_function(off, shifted, base)
@@ -179,7 +180,7 @@ def test_no_merge_undoing_split():
     m = walk(s, s.root(), lambda n: Step(MERGE, (h(n, "H_in*t"),), Size.parse("t")))
     split = walk(s, m, lambda n: Step(SPLIT, (h(n, "seq"), h(n, "t"))))
     undo = Step(MERGE, (h(split, "seq*t"),), Size.parse("t"))
-    assert s.child(split, undo) == (None, "rule no_merge_undoing_split")
+    assert s.child(split, undo) == (None, Verdict(Reason.RULE, rule="no_merge_undoing_split"))
     assert walk(s, split, lambda n: Step(MERGE, (h(n, "seq*t"),), Size.parse("seq")))  # another block stays
     off = Space(TRF, without("no_merge_undoing_split"))
     undone = walk(off, split, lambda n: undo)
@@ -191,7 +192,7 @@ def test_no_split_of_merge_majors():
     first = walk(s, s.root(), lambda n: Step(MERGE, (h(n, "H_in*t"),), Size.parse("k*t")),
                  lambda n: Step(MERGE, (h(n, "k*t"),), Size.parse("t")))
     majors = Step(SPLIT, (h(first, "H_in/k"), h(first, "k")))
-    assert s.child(first, majors) == (None, "rule no_split_of_merge_majors")
+    assert s.child(first, majors) == (None, Verdict(Reason.RULE, rule="no_split_of_merge_majors"))
     assert walk(s, first, lambda n: Step(SPLIT, (h(n, "k"), h(n, "H_in/k"))))  # the other order is another reshape
     twin = walk(s, s.root(), lambda n: Step(MERGE, (h(n, "H_in*t"),), Size.parse("t")))
     off = Space(TRF, without("no_split_of_merge_majors"))

@@ -1,6 +1,6 @@
 """The native search (``syno_tvm._synth_native``, ``native/synth``) is the Python space of ``syno_tvm.synth``.
 
-The native engine exists only for speed (syno_tvm/synth/native.py); the Python space stays the reference.  So these
+The native engine exists only for speed (syno_tvm/synth/engine.py); the Python space stays the reference.  So these
 tests never check the native engine against expected values of their own: they check it against Python, piece by
 piece (the digest, the rule table, the FLOPs plan) and then as a whole: every native final replays through
 :meth:`Space.child` to the same operator and the same limits, and at about three thousand nodes (around sampled
@@ -27,8 +27,9 @@ from syno_tvm.ir.library import LIBRARY
 from syno_tvm.ir.sizes import Size
 from syno_tvm.lower.order import plan
 from syno_tvm.synth.canon import RULE_NAMES, RULES
-from syno_tvm.synth.native import NativeSampler
-from syno_tvm.synth.sample import Sampler
+from syno_tvm.synth.engine import NativeEngine
+from syno_tvm.synth.generate import random_samples
+from syno_tvm.synth.sampler import NativeSampler, PythonSampler, create
 from syno_tvm.synth.space import Space
 from syno_tvm.synth.spec import load_spec
 from syno_tvm.synth.state import CONTRACT, STEP_KINDS, Node, Step
@@ -221,7 +222,7 @@ def test_native_sampler_is_seeded():
 # ---- judgement parity: every candidate step, node by node ------------------------------------------------------
 
 def _python_paths(sp: Space, n: int, seed: int) -> list[tuple[Step, ...]]:
-    sampler, rng = Sampler(sp), np.random.default_rng(seed)
+    sampler, rng = PythonSampler(sp), np.random.default_rng(seed)
     return [sampler.random_final(rng).path for _ in range(n)]
 
 
@@ -264,8 +265,8 @@ def _compare_node(sampler: NativeSampler, path: tuple[Step, ...]) -> list[Step]:
     mismatches, accepted = [], []
     for out, child_hash, why, dist in judged:
         step = by_key[native_key(out)]
-        child, py_why, py_dist = sp._judge(node, step)
-        py = (None if child is None else child.hash, py_why, py_dist)
+        child, verdict = sp.judge(node, step)
+        py = (None if child is None else child.hash, str(verdict), verdict.distance)
         if py != (child_hash, why, dist):
             mismatches.append(f"{step}: native {(child_hash, why, dist)} python {py}")
         if child is not None:
@@ -364,7 +365,7 @@ def test_final_reason_texts(spec):
 # ---- failures: rejected paths, exhausted spaces -------------------------------------------------------------------
 
 def _rejected_paths(sp: Space, full: tuple[Step, ...]) -> dict[str, tuple[Step, ...]]:
-    """Per reason (``rule``, ``shape`` distance, ``limit`` depth), a prefix of ``full`` plus one step Python rejects
+    """Per reason code (RULE, DISTANCE, DEPTH), a prefix of ``full`` plus one step Python rejects
     for that reason."""
     out = {}
     for i in range(len(full) + 1):
@@ -373,7 +374,7 @@ def _rejected_paths(sp: Space, full: tuple[Step, ...]) -> dict[str, tuple[Step, 
         for step in candidates + sp.closing_contractions(node) + _extra_contractions(sp, node):
             child, why = sp.child(node, step)
             if child is None:
-                out.setdefault(why.split()[0], full[:i] + (step,))
+                out.setdefault(why.code.name, full[:i] + (step,))
     return out
 
 
@@ -384,7 +385,7 @@ def test_report_refuses_a_path_the_space_rejects():
     sampler, records = drawn("vision", "rules")
     full = next(sampler.sample(r).path for r in records if len(r[0]) == sampler.space.spec.max_depth)
     rejected = _rejected_paths(sampler.space, full)
-    assert set(rejected) == {"rule", "shape", "limit"}
+    assert set(rejected) == {"RULE", "DISTANCE", "DEPTH"}
     for reason, path in rejected.items():
         try:
             report(sampler, path)
@@ -414,14 +415,46 @@ def test_native_sampler_exhausts_a_small_space(spec, depth):
 
 def test_space_falls_back_to_the_python_sampler_beyond_native_limits():
     """The native engine has fixed capacities (8 Shares per Contraction); a spec beyond them is refused with one
-    line, and Space.random_final then draws with the Python Sampler instead of failing."""
+    line, and the "auto" sampler is then the Python one instead of failing."""
     spec = load_spec("transformer").with_limits(shares=9)
     with pytest.raises(ValueError, match="at most 8 Shares"):
         NativeSampler(Space(spec), 0)
     sp = Space(spec)
-    sample = sp.random_final(np.random.default_rng(0))
-    assert isinstance(sp._sampler, Sampler)
+    assert isinstance(create("auto", sp, 0), PythonSampler)
+    sample = next(random_samples(sp, 0))
     node = sp.root()
     for step in sample.path:
         node = sp.child(node, step)[0]
     assert sp.finalize(node).operator.hash == sample.final.operator.hash
+
+
+# ---- node expansion (the tree search's step) ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec", ["vision", "transformer"])
+def test_expansion_is_the_python_children_with_their_verdicts(spec):
+    """At every prefix of a native path, the engine's expansion is Python's candidate list (every kind, all
+    Contractions, in :meth:`Space.steps` order) with Python's verdict and child hash for each; by hash it is the
+    same as by path."""
+    sampler, records = drawn(spec, "rules", n=3)
+    sp, engine = sampler.space, NativeEngine(sampler.space, 0)
+    path = sampler.sample(records[-1]).path
+    node = sp.root()
+    at = engine.root_hash()
+    assert at == node.hash
+    for i in range(len(path) + 1):
+        expected = []
+        for kind in STEP_KINDS:
+            for step in sp.steps(node, kind):
+                child, verdict = sp.judge(node, step)
+                expected.append((step, None if child is None else child.hash, verdict))
+        by_path = engine.expand(path[:i])
+        assert [(c.step, c.hash, c.verdict) for c in by_path] == expected, f"prefix {i}"
+        assert engine.expand(at) == by_path
+        if i < len(path):
+            node = sp.child(node, path[i])[0]
+            at = next(c.hash for c in by_path if c.step == path[i])
+            assert at == node.hash
+    assert engine.final(at).operator.hash == sp.finalize(node).operator.hash
+    engine.forget()
+    with pytest.raises(ValueError, match="earlier expansion"):
+        engine.expand(at)

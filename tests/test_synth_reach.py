@@ -1,6 +1,6 @@
 """Reachability: the familiar operators and Syno's discoveries are in the spaces (at depth <= 12), found by
-:meth:`Space.locate`, either in their own form or, when a canonicalization rule removes that form, as the
-canonical twin with the same semantic fingerprint.  And a limit that excludes an operator is named."""
+:func:`syno_tvm.synth.locate.locate`, either in their own form or, when a canonicalization rule removes that form, as
+the canonical twin with the same semantic fingerprint.  And a limit that excludes an operator is named."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from syno_tvm.ir.library import named
 from syno_tvm.synth.fingerprint import fingerprint
+from syno_tvm.synth.locate import locate
 from syno_tvm.synth.space import Space
 from syno_tvm.synth.spec import RESNET18_CIFAR_LAYERS, TRANSFORMER, VISION, Spec
 
@@ -34,19 +35,19 @@ CASES = [
 @pytest.mark.parametrize("spec,name,twin", CASES, ids=[c[1] for c in CASES])
 def test_located(spec, name, twin):
     op = named(name)
-    loc = Space(spec).locate(op)
+    loc = locate(Space(spec), op)
     assert loc.found, loc.reason
     assert loc.depth <= 12 and loc.twin == twin
     assert fingerprint(loc.operator, spec.probe_binding) == fingerprint(op, spec.probe_binding)
     if twin:
         assert loc.reason.startswith("given form excluded by rule ")
     else:
-        assert loc.operator.hash == Space(spec).locate(op).operator.hash  # deterministic
+        assert loc.operator.hash == locate(Space(spec), op).operator.hash  # deterministic
 
 
 def test_located_path_replays_to_the_same_operator():
     space = Space(VIS)
-    loc = space.locate(named("syno_operator1"))
+    loc = locate(space, named("syno_operator1"))
     node = space.root()
     for step in loc.path:
         node, why = space.child(node, step)
@@ -57,9 +58,9 @@ def test_located_path_replays_to_the_same_operator():
 
 def test_excluded_operators_name_the_limit():
     shallow = Space(VIS.with_limits(depth=5))
-    loc = shallow.locate(named("conv2d"))
+    loc = locate(shallow, named("conv2d"))
     assert not loc.found and ("depth" in loc.reason or "distance" in loc.reason)
     cheap = Space(VIS.with_limits(flops=[0.0, 0.5]))
-    loc = cheap.locate(named("conv2d"))
+    loc = locate(cheap, named("conv2d"))
     assert not loc.found and loc.reason.startswith("limit flops")
-    assert not Space(VIS).locate(named("linear")).found
+    assert not locate(Space(VIS), named("linear")).found

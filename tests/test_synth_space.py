@@ -10,11 +10,15 @@ from syno_tvm.errors import SynoError
 from syno_tvm.ir.graph import Operator
 from syno_tvm.ir.reference import evaluate
 from syno_tvm.synth.canon import RULES
-from syno_tvm.synth.distance import _closing, distance, step_distance
+from syno_tvm.synth.distance import UNREACHABLE, _closing, distance, step_distance
 from syno_tvm.synth.fingerprint import fingerprint
+from syno_tvm.synth.generate import random_samples
+from syno_tvm.synth.locate import locate
+from syno_tvm.synth.sampler import PythonSampler
 from syno_tvm.synth.space import Space
 from syno_tvm.synth.spec import TRANSFORMER, VISION, Spec, load_spec
 from syno_tvm.synth.state import CONTRACT, REDUCE, SHIFT, STEP_KINDS, Step
+from syno_tvm.synth.verdict import Reason
 
 VIS = Spec.from_json(VISION)
 TRF = Spec.from_json(TRANSFORMER)
@@ -51,7 +55,8 @@ def test_distance_counts_only_the_reduces_that_can_still_come():
     size = {str(x): x for x in VIS.reduce_sizes}["C_out/(g*s)"]
     on, off = Space(VIS), Space(VIS, _without("reduce_order"))
     child, why = on.child(on.root(), Step(REDUCE, size=size))
-    assert child is None and "unreachable" in why
+    assert child is None and why.code is Reason.DISTANCE and why.distance == UNREACHABLE
+    assert "unreachable" in str(why)
     assert off.child(off.root(), Step(REDUCE, size=size))[0] is not None
 
 
@@ -97,8 +102,8 @@ def test_closing_contractions_list_every_contraction_that_ends_in_the_input():
 
 
 def _paths(space: Space, n: int, seed: int):
-    rng = np.random.default_rng(seed)
-    return [space.random_final(rng) for _ in range(n)]
+    samples = random_samples(space, seed)
+    return [next(samples) for _ in range(n)]
 
 
 BOTH = [pytest.param(VIS, id="vision"), pytest.param(TRF, id="transformer")]
@@ -151,7 +156,7 @@ def test_random_finals_are_valid_distinct_operators(spec):
             assert shapes["X"] == tuple(d.size.value(b) for d in spec.input)
             assert shapes["Y"] == tuple(d.size.value(b) for d in spec.output)
         (flo, fhi), (plo, phi) = spec.flops, spec.params
-        for f, p, (rf, rp) in zip(x.final.flops, x.final.params, s._reference):
+        for f, p, (rf, rp) in zip(x.final.flops, x.final.params, s.reference_figures):
             assert flo * rf <= f <= fhi * rf and plo * rp <= p <= phi * rp
 
 
@@ -169,9 +174,7 @@ def test_random_finals_lower_and_match_numpy():
 
 
 def test_sampler_counts_dead_ends():
-    from syno_tvm.synth.sample import Sampler
-
-    sampler, rng = Sampler(Space(TRF)), np.random.default_rng(0)
+    sampler, rng = PythonSampler(Space(TRF)), np.random.default_rng(0)
     for _ in range(6):
         sampler.random_final(rng)
     st = sampler.stats
@@ -223,10 +226,11 @@ def test_depth_first_enumerates_a_small_space_completely():
     hashes = [x.final.operator.hash for x in dfs]
     assert len(hashes) == len(set(hashes)) == counts.finals > 100 and counts.nodes > counts.finals
     assert all(len(x.path) <= 4 and x.final.flops and x.final.params for x in dfs)
-    space, rng, drawn = Space(spec), np.random.default_rng(0), set()
+    space, drawn = Space(spec), set()
+    samples = random_samples(space, 0)
     with pytest.raises(SynoError, match="no further final"):
         for _ in range(len(hashes) + 1):
-            drawn.add(space.random_final(rng).final.operator.hash)
+            drawn.add(next(samples).final.operator.hash)
     assert drawn and drawn <= set(hashes)
     node = Space(spec).root()  # a yielded path replays to its operator
     for step in dfs[-1].path:
@@ -239,6 +243,6 @@ def test_depth_first_finds_a_located_operator():
     from syno_tvm.ir.library import named
 
     spec = VIS.with_limits(depth=3)
-    loc = Space(spec).locate(named("pointwise"))
+    loc = locate(Space(spec), named("pointwise"))
     assert loc.found
     assert loc.operator.hash in {x.final.operator.hash for x in depth_first(Space(spec))}

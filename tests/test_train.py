@@ -13,7 +13,7 @@ from syno_tvm.errors import SynoError
 from syno_tvm.ir.library import named
 from syno_tvm.relax.models import resnet18_cifar, small_cnn
 from syno_tvm.train import data
-from syno_tvm.train.graph import build_graph
+from syno_tvm.train.program import build_graph
 from syno_tvm.train.loop import Config, Trainer, train
 from syno_tvm.train.optim import SGD, Adam, Schedule
 

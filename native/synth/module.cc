@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <tuple>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -34,7 +35,9 @@ class Engine {
       : sizes_(d["names"].cast<std::vector<std::string>>(), flags(d["primary"]),
                d["bindings"].cast<std::vector<std::vector<int64_t>>>(), d["probe"].cast<int>()),
         space_(sizes_, build_spec(d), rules),
-        sampler_(space_, seed) {}
+        sampler_(space_, seed) {
+    forget();
+  }
 
   // Up to n (path, record) pairs of finals not returned before, within `seconds`; fewer when the space runs out.
   py::list sample(int n, double seconds) {
@@ -98,6 +101,53 @@ class Engine {
     out["steps"] = judged;
     return out;
   }
+
+  // ---- node expansion, for a tree search --------------------------------------------------------------------
+  // Every candidate step at a node (all Contractions listed), judged: (step, child hash or None, reason code,
+  // rule name or "", shape distance).  The node is given by its path from the root (a list of steps) or by its hash
+  // (hex text) when it is the root or a child returned by an earlier expansion; accepted children are remembered.
+  py::list expand(const py::object& where) {
+    NodeP node;
+    if (py::isinstance<py::str>(where)) {
+      auto it = known_.find(parse_hex(where.cast<std::string>()));
+      if (it == known_.end())
+        throw std::invalid_argument("node " + where.cast<std::string>() + " was not returned by an earlier "
+                                    "expansion; give its path instead");
+      node = it->second;
+    } else {
+      node = replay(where.cast<py::list>());
+    }
+    known_[node->hash] = node;
+    std::vector<Step> steps;
+    for (int k = 0; k < CONTRACT; ++k)
+      for (auto& s : space_.steps(*node, k)) steps.push_back(s);
+    for (auto& s : space_.all_contractions(*node)) steps.push_back(s);
+    py::list out;
+    for (const auto& s : steps) {
+      Verdict v;
+      NodeP child = space_.judge(*node, s, &v);
+      if (child) known_.emplace(child->hash, child);
+      out.append(py::make_tuple(step_out(s), child ? py::object(py::str(hex64(child->hash))) : py::none(), v.reason,
+                                v.reason == Verdict::RULE ? rule_names()[v.rule] : std::string(), v.dist));
+    }
+    return out;
+  }
+
+  // The final at a known node (by hash): a record as in sample(), or the reason text why there is none.
+  py::object final_at(const std::string& hash) {
+    auto it = known_.find(parse_hex(hash));
+    if (it == known_.end()) throw std::invalid_argument("node " + hash + " was not returned by an expansion");
+    const Final& f = space_.finalize(it->second);
+    return f.ok ? py::object(final_out(f)) : py::object(py::str(f.why));
+  }
+
+  // Forget the nodes remembered by expansions but the root (a long search bounds its memory with this).
+  void forget() {
+    known_.clear();
+    NodeP root = space_.root();
+    known_[root->hash] = root;
+  }
+  size_t known() const { return known_.size(); }
 
  private:
   int size_in(const py::handle& h) {
@@ -203,6 +253,7 @@ class Engine {
   SizeTable sizes_;
   Space space_;
   Sampler sampler_;
+  std::unordered_map<Hash, NodeP> known_;  // nodes returned by expand(), by hash
 };
 
 }  // namespace
@@ -210,6 +261,8 @@ class Engine {
 PYBIND11_MODULE(_synth_native, m) {
   m.doc() = "The native bottom-up search of syno_tvm.synth (see syno_tvm/synth/native.py)";
   m.attr("RULE_NAMES") = rule_names();
+  // Verdict::Reason codes by value (syno_tvm.synth.verdict.Reason holds the same names and values)
+  m.attr("VERDICT_REASONS") = std::vector<std::string>{"OK", "DEPTH", "RULE", "DISTANCE"};
   m.def("blake2b64_hex", [](const std::string& text) { return hex64(blake2b64(text)); },
         "BLAKE2b, 8-byte digest, as hex: the hash syno_tvm.ir.graph.digest uses");
   m.def(
@@ -233,5 +286,9 @@ PYBIND11_MODULE(_synth_native, m) {
       .def("sample", &Engine::sample, py::arg("n"), py::arg("seconds"))
       .def("rollout", &Engine::rollout, py::arg("path"), py::arg("seed"), py::arg("max_restarts"))
       .def("stats", &Engine::stats)
-      .def("report", &Engine::report, py::arg("path"), py::arg("extra") = py::list());
+      .def("report", &Engine::report, py::arg("path"), py::arg("extra") = py::list())
+      .def("expand", &Engine::expand, py::arg("node"))
+      .def("final_at", &Engine::final_at, py::arg("hash"))
+      .def("forget", &Engine::forget)
+      .def("known", &Engine::known);
 }

@@ -196,6 +196,49 @@ class Space {
     return step_allowance_ok(node, *out);
   }
 
+  // Every Contraction candidate in Python's order (Space.steps(node, "contract")): per distinct frontier hash (in
+  // hash order) how many of its dims are inner and how many outer, the last hash varying fastest; 2..max_shares
+  // dims, at least one inner, within the allowance.  Only node expansion lists them all (the sampler draws them).
+  std::vector<Step> all_contractions(const Node& node) {
+    std::vector<Step> out;
+    if (static_cast<int>(node.weights.size()) >= spec_.max_weights) return out;
+    std::vector<std::pair<Hash, int>> groups;  // (hash, count), sorted by hash
+    for (const auto& d : node.frontier) {
+      auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == d.hash; });
+      if (it == groups.end()) groups.push_back({d.hash, 1});
+      else ++it->second;
+    }
+    std::sort(groups.begin(), groups.end());
+    std::vector<std::vector<std::pair<int, int>>> options;
+    for (const auto& [h, n] : groups) {
+      std::vector<std::pair<int, int>> o;
+      for (int i = 0; i <= n; ++i)
+        for (int j = 0; j <= n - i; ++j) o.push_back({i, j});
+      options.push_back(o);
+    }
+    std::vector<size_t> at(groups.size(), 0);
+    while (true) {
+      int n_in = 0, n_all = 0;
+      for (size_t g = 0; g < groups.size(); ++g) {
+        n_in += options[g][at[g]].first;
+        n_all += options[g][at[g]].first + options[g][at[g]].second;
+      }
+      if (n_in >= 1 && n_all >= 2 && n_all <= spec_.max_shares) {
+        std::vector<std::pair<Hash, char>> pairs;
+        for (size_t g = 0; g < groups.size(); ++g) {
+          for (int i = 0; i < options[g][at[g]].first; ++i) pairs.push_back({groups[g].first, 0});
+          for (int i = 0; i < options[g][at[g]].second; ++i) pairs.push_back({groups[g].first, 1});
+        }
+        Step s = contraction(pairs);
+        if (step_allowance_ok(node, s)) out.push_back(s);
+      }
+      size_t g = groups.size();
+      while (g > 0 && ++at[g - 1] == options[g - 1].size()) at[--g] = 0;
+      if (g == 0) break;
+    }
+    return out;
+  }
+
   // The Contractions after which the frontier has exactly the input's sizes (Python's closing_contractions).
   std::vector<Step> closing_contractions(const Node& node) {
     std::vector<Step> out;

@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import Any, Iterable, Mapping
 
 from ..errors import SynoError
-from .primitives import rule
+from .primitives import primitive
 from .sizes import Size
 
 FORMAT = "syno-tvm/operator"
@@ -112,7 +112,7 @@ class Operator:
             if not 0 <= d < n:
                 raise SynoError(f"dim {d} is out of range: the operator has {n} dims")
         for p in self.prims:
-            r = rule(p.kind)
+            r = primitive(p.kind)
             if len(p.tops) != r.n_tops or len(p.bottoms) != r.n_bottoms:
                 raise SynoError(f"{p.kind} takes {r.n_tops} top and {r.n_bottoms} bottom dims, "
                                 f"got {len(p.tops)} and {len(p.bottoms)}")

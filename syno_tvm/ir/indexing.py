@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from .graph import Operator, Prim
-from .primitives import branch_sizes, rule
+from .primitives import branch_sizes, primitive
 from .sizes import Size
 
 Convert = Callable[[Size], Any]
@@ -45,7 +45,7 @@ def _sizes(p: Prim, sizes: Sequence[Size], convert: Convert) -> dict[str, Any]:
 def _fire(p: Prim, sizes: Sequence[Size], state: Propagation, convert: Convert) -> bool:
     br = _branches(p)
     known = {b for b, d in br.items() if d in state.values}
-    for der in rule(p.kind).derivations:
+    for der in primitive(p.kind).derivations:
         if der.needs <= known and not (der.gives & known):
             new, guards = der.fn({b: state.values[br[b]] for b in der.needs}, _sizes(p, sizes, convert), p.param)
             for b, v in new.items():
@@ -71,7 +71,7 @@ def _consistency(prims: Mapping[int, Prim], sizes: Sequence[Size], state: Propag
                  fired: set[int]) -> None:
     """Primitives whose branches all got values without firing: require their gather relation to hold."""
     for i, p in prims.items():
-        g = rule(p.kind).gather
+        g = primitive(p.kind).gather
         if i in fired or g is None or not all(d in state.values for d in p.tops + p.bottoms):
             continue
         tops, guards = g.fn({f"b{k}": state.values[d] for k, d in enumerate(p.bottoms)}, _sizes(p, sizes, convert),

@@ -1,5 +1,6 @@
 """Named operators, built with the Assembler: the familiar ones (to locate in the space and to swap in as a
-sanity check) and two of Syno's discoveries (syno.md section 7).
+sanity check) and two of Syno's discoveries (its Operator 1 for
+ResNet, ``07889``, and its GPT-2 QKV projection, ``05675``, from Syno's artifact).
 
 Each entry carries an *example binding*: small primary values that make every size an integer, used by
 ``syno-tvm show NAME --verify`` and the tests.  Coefficient defaults are Syno's (k=3, s=2, g=32; GPT-2: k=2, t=3).

@@ -39,7 +39,7 @@ class Derivation:
 
 
 @dataclass(frozen=True)
-class Rule:
+class Primitive:
     """One primitive: arity, the semantics in one line, its shape rule and its derivations (the first = gather)."""
 
     name: str
@@ -114,8 +114,8 @@ def _none_shape(t, b, p):
     return None
 
 
-RULES: dict[str, Rule] = {r.name: r for r in (
-    Rule("split", 1, 2, "in[i*B + j] <- out[i, j]   (B = size of the right bottom dim)",
+PRIMITIVES: dict[str, Primitive] = {r.name: r for r in (
+    Primitive("split", 1, 2, "in[i*B + j] <- out[i, j]   (B = size of the right bottom dim)",
          "top size = product of the bottom sizes", _split_shape, (
              _d("b0 b1", "t0", lambda v, s, p: ({"t0": v["b0"] * s["b1"] + v["b1"]}, [])),
              _d("t0", "b0 b1", lambda v, s, p: ({"b0": v["t0"] // s["b1"], "b1": v["t0"] % s["b1"]}, [])),
@@ -124,21 +124,21 @@ RULES: dict[str, Rule] = {r.name: r for r in (
              _d("t0 b1", "b0", lambda v, s, p: (
                  {"b0": (v["t0"] - v["b1"]) // s["b1"]}, [("divides", v["t0"] - v["b1"], s["b1"])])),
          )),
-    Rule("merge", 2, 1, "in[k // B, k % B] <- out[k]   (B = size of the right top dim)",
+    Primitive("merge", 2, 1, "in[k // B, k % B] <- out[k]   (B = size of the right top dim)",
          "bottom size = product of the top sizes", _merge_shape, (
              _d("b0", "t0 t1", lambda v, s, p: ({"t0": v["b0"] // s["t1"], "t1": v["b0"] % s["t1"]}, [])),
              _d("t0 t1", "b0", lambda v, s, p: ({"b0": v["t0"] * s["t1"] + v["t1"]}, [])),
          )),
-    Rule("shift", 1, 1, "in[(i + s) mod N] <- out[i]", "same size; s != 0 (synthesis uses s = 1)", _shift_shape, (
+    Primitive("shift", 1, 1, "in[(i + s) mod N] <- out[i]", "same size; s != 0 (synthesis uses s = 1)", _shift_shape, (
         _d("b0", "t0", lambda v, s, p: ({"t0": cyclic(v["b0"], p, s["t0"])}, [])),
         _d("t0", "b0", lambda v, s, p: ({"b0": cyclic(v["t0"], -p, s["t0"])}, [])),
     ), has_param=True),
-    Rule("stride", 1, 1, "in[i * s] <- out[i]   (s = top size / bottom size; discards data until an Unfold absorbs it)",
+    Primitive("stride", 1, 1, "in[i * s] <- out[i]   (s = top size / bottom size; discards data until an Unfold absorbs it)",
          "top = s * bottom with s a size > 1", _stride_shape, (
              _d("b0", "t0", lambda v, s, p: ({"t0": v["b0"] * s["s"]}, [])),
              _d("t0", "b0", lambda v, s, p: ({"b0": v["t0"] // s["s"]}, [("divides", v["t0"], s["s"])])),
          )),
-    Rule("unfold", 1, 2, "in[i + j - K//2] <- out[i, j], zero outside [0, N)   (K = window size)",
+    Primitive("unfold", 1, 2, "in[i + j - K//2] <- out[i, j], zero outside [0, N)   (K = window size)",
          "main size kept; window K is the right bottom dim", _unfold_shape, (
              _d("b0 b1", "t0", lambda v, s, p: (
                  {"t0": v["b0"] + v["b1"] - s["b1"] // 2}, [("range", v["b0"] + v["b1"] - s["b1"] // 2, s["t0"])])),
@@ -147,9 +147,9 @@ RULES: dict[str, Rule] = {r.name: r for r in (
              _d("t0 b0", "b1", lambda v, s, p: (
                  {"b1": v["t0"] - v["b0"] + s["b1"] // 2}, [("range", v["t0"] - v["b0"] + s["b1"] // 2, s["b1"])])),
          )),
-    Rule("expand", 0, 1, "broadcast: the bottom coordinate reads nothing", "no top dim", _none_shape, ()),
-    Rule("reduce", 1, 0, "out = sum over a new iterator r", "no bottom dim; only sum reductions", _none_shape, ()),
-    Rule("share", 2, 1, "in[i], w[i] <- out[i]   (input side and weight side carry one coordinate)",
+    Primitive("expand", 0, 1, "broadcast: the bottom coordinate reads nothing", "no top dim", _none_shape, ()),
+    Primitive("reduce", 1, 0, "out = sum over a new iterator r", "no bottom dim; only sum reductions", _none_shape, ()),
+    Primitive("share", 2, 1, "in[i], w[i] <- out[i]   (input side and weight side carry one coordinate)",
          "three equal sizes; top1 belongs to weight tensor `param` (>= 1); only inside a contraction",
          _share_shape, (
              _d("b0", "t0 t1", lambda v, s, p: ({"t0": v["b0"], "t1": v["b0"]}, [])),
@@ -158,13 +158,13 @@ RULES: dict[str, Rule] = {r.name: r for r in (
          ), has_param=True),
 )}
 
-PRIMITIVE_NAMES = tuple(RULES)
+PRIMITIVE_NAMES = tuple(PRIMITIVES)
 
 
-def rule(kind: str) -> Rule:
-    """The rule for ``kind``, or a SynoError listing the known primitives."""
+def primitive(kind: str) -> Primitive:
+    """The primitive ``kind`` (its arity, shape rule, derivations), or a SynoError listing the known ones."""
     try:
-        return RULES[kind]
+        return PRIMITIVES[kind]
     except KeyError:
         raise SynoError(f"unknown primitive '{kind}': use one of {', '.join(PRIMITIVE_NAMES)}") from None
 

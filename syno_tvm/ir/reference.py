@@ -26,7 +26,7 @@ def _space(op: Operator, binding: Mapping[str, int]):
     state = gather(op, grids, lambda s: s.value(op.binding(binding)))
     mask = np.ones(shape, dtype=bool)
     for g in state.guards:
-        mask &= _guard(g)
+        mask &= guard_mask(g)
     idx = []
     for dims in op.tensors:
         full = np.broadcast_arrays(*[np.broadcast_to(state.values[d], shape) for d in dims]) if dims else []
@@ -41,7 +41,9 @@ def iteration_space(op: Operator, binding: Mapping[str, int]):
     return _space(op, binding)
 
 
-def _guard(g: tuple) -> np.ndarray:
+def guard_mask(g: tuple) -> np.ndarray:
+    """Where one index guard of the formula holds (``range``: 0 <= i < n; ``divides``: n | i; else i == j), as a
+    boolean array: the NumPy reference and the ONNX export mask padded reads by it."""
     kind = g[0]
     if kind == "range":
         return (g[1] >= 0) & (g[1] < g[2])

@@ -22,10 +22,10 @@ from typing import Mapping
 import numpy as np
 
 from ..ir.graph import Operator
-from ..ir.primitives import RULES
+from ..ir.primitives import PRIMITIVES
 from ..lower.order import plan
 
-PRIM_KINDS = tuple(sorted(RULES))
+PRIM_KINDS = tuple(sorted(PRIMITIVES))
 GRAPH = tuple(f"n_{k}" for k in PRIM_KINDS) + ("n_weights", "n_reduces", "n_dims", "n_output_dims")
 ANALYTIC = ("log2_flops", "log2_naive_flops", "log2_bytes", "log2_intermediate_bytes", "intensity", "n_stages",
             "max_stage_share", "log2_output", "log2_reduction", "log2_weight_params")

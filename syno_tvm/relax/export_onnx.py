@@ -32,7 +32,7 @@ from tvm import relax
 from ..errors import SynoError
 from ..ir.graph import Operator
 from ..ir.indexing import gather
-from ..ir.reference import _guard
+from ..ir.reference import guard_mask
 from .frontend import import_onnx, load_onnx
 from .models import OPSET
 from .swap import Decision, OperatorSwap
@@ -95,7 +95,7 @@ def operator_subgraph(op: Operator, binding: Mapping[str, int], x: str, weights:
     state = gather(op, grids, lambda s: s.value(op.binding(binding)))
     mask = np.ones([1] * len(bottoms), dtype=bool)
     for g in state.guards:
-        mask = mask & _guard(g)
+        mask = mask & guard_mask(g)
     masked = not mask.all()
     mask_axes = _dependent_axes(mask)
 

@@ -11,8 +11,8 @@ from typing import Any
 from ..errors import SynoError
 from ..ir.graph import Operator
 from .candidate import OK, Result
+from .database import DB_FILE
 from .database import create as create_database
-from .database.database import DB_FILE
 from .reward import cost_ratio, pareto
 
 

@@ -16,6 +16,8 @@ from ..errors import SynoError
 from ..ir.graph import Operator
 from ..ir.library import named
 from ..synth.fingerprint import fingerprint
+from ..synth.locate import locate
+from ..synth.sampler import NativeSampler, PythonSampler, create
 from ..synth.space import Space
 from ..synth.spec import Spec, layers_from_model, load_spec
 from ..synth.state import STEP_KINDS, Node, Step
@@ -47,15 +49,9 @@ class FinalStream:
     native engine's limits).  ``position`` counts finals drawn, so a resumed search can skip to where it was."""
 
     def __init__(self, space: Space, seed: int) -> None:
-        from ..synth.native import NativeSampler
-        from ..synth.sample import Sampler
-
         self.position = 0
         self._rng = np.random.default_rng(seed)
-        try:
-            self._sampler = NativeSampler(space, seed)
-        except ValueError:  # beyond the native engine's fixed limits
-            self._sampler = Sampler(space)
+        self._sampler = create("auto", space, seed)
 
     def next(self) -> tuple[tuple[Step, ...], Operator] | None:
         """The next final (path, operator), or None when the space is exhausted."""
@@ -72,7 +68,7 @@ class FinalStream:
 
 
 class _Rooted:
-    """The space seen from ``start``: a :class:`~syno_tvm.synth.sample.Sampler` over it descends from ``start``
+    """The space seen from ``start``: a :class:`~syno_tvm.synth.sampler.PythonSampler` over it descends from ``start``
     instead of the root (the sampler asks its space for ``root()`` and nothing else that depends on where it is)."""
 
     def __init__(self, space: Space, start: Node) -> None:
@@ -131,8 +127,6 @@ class SearchSpace:
         depends on ``path`` and ``seed`` alone (a restored strategy rolls out as the killed one would have).  The
         Python sampler, started at the node, for specs beyond the native engine's limits."""
         if self._native is None:
-            from ..synth.native import NativeSampler
-
             try:
                 self._native = NativeSampler(self.space, 0)
             except ValueError:  # beyond the native engine's fixed limits
@@ -140,13 +134,11 @@ class SearchSpace:
         if self._native:
             sample = self._native.rollout(path, seed, restarts)
         else:
-            from ..synth.sample import Sampler
-
             node = self.root()
             for step in path:
                 node = self.apply(node, step)
             try:
-                sample = Sampler(_Rooted(self.space, node), max_restarts=restarts).random_final(  # type: ignore
+                sample = PythonSampler(_Rooted(self.space, node), max_restarts=restarts).random_final(  # type: ignore
                     np.random.default_rng(seed))
             except SynoError:
                 sample = None
@@ -164,7 +156,7 @@ class SearchSpace:
 
     def locate(self, op: Operator) -> tuple[Step, ...] | None:
         """The path to ``op`` (or to its canonical twin) in this space, None when the space excludes it."""
-        loc = self.space.locate(op)
+        loc = locate(self.space, op)
         return tuple(loc.path) if loc.found else None
 
     def known(self, names: Sequence[str]) -> list[tuple[str, Operator]]:

@@ -1,10 +1,11 @@
 """THE canonicalization table: every rule a name, a one-line reason and the predicate that enforces it.
 
-Rules act at generation time (Syno's way, syno.md section 2): a child whose step would create a redundant form is
-never generated, while its canonical twin is.  ``allows(node, step)`` is True when the step is canonical.  A rule
-is either in :data:`RULES` or it is not: the space takes any sub-table (``Space(spec, rules=())`` turns all of them
-off, which is how the benchmark measures their effect).  Each rule has a test in ``tests/test_synth_canon.py``
-that builds the redundant form's parent, shows the step is not generated, and shows the twin is.
+Rules act at generation time (Syno's way: its ``src/Transforms`` never create a non-canonical child): a child
+whose step would create a redundant form is never generated, while its canonical twin is.  ``allows(node, step)``
+is True when the step is canonical.  A rule is either in :data:`RULES` or it is not: the space takes any sub-table
+(``Space(spec, rules=())`` turns all of them off, which is how the benchmark measures their effect).  Each rule has
+a test in ``tests/test_synth_canon.py`` that builds the redundant form's parent, shows the step is not generated,
+and shows the twin is.
 
 Rules whose reason says "up to ..." remove forms that are equivalent only up to channel relabeling (unordered
 dims) or a border effect, as Syno's do; the others remove exact duplicates.

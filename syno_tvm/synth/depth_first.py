@@ -9,7 +9,7 @@ no final.  The price is diversity: neighbours are often the same function (bench
 of the first 200 on the vision spec and 90 % on the transformer spec are semantic duplicates, against 0-3 % for
 random descents), and a time-limited run sees one corner of the space; it is also Python, 2.6x (vision) and 9x
 (transformer) slower than the native random sampler before merging.  So this order is for enumerating a small
-space completely; search and sampling use :meth:`Space.random_final` (:mod:`syno_tvm.synth.native`).
+space completely; search and sampling use random descents (:mod:`syno_tvm.synth.sampler`).
 
 Each node is entered once (the lattice: a node reached by another path is skipped by its hash) and each operator
 is yielded once (by its structural hash); the order is deterministic.
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from .sample import Sample
+from .sampler.base import Sample
 from .space import Space
 from .state import Node, Step
 

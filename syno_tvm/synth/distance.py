@@ -1,6 +1,6 @@
 """Shape distance: a lower bound on the number of steps still needed to turn a frontier into the input's dims.
 
-Sound by counting what each kind of step can do (bottom-up, syno.md 3.2):
+Sound by counting what each kind of step can do (bottom-up, as Syno's ``FinalizeOp::Distance``):
 
 * *closing* a dim takes an Unfold (absorbs a data-discarding Stride dim), an Expand or a Contraction's outer Share;
   a dim that carries a primary variable the input lacks (C_out in vision) can only be closed, a data-discarding

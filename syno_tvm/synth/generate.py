@@ -3,7 +3,7 @@
 Each line is written and flushed as soon as its operator is found, so a killed run keeps everything it printed.
 "Distinct" is semantic: an operator whose fingerprint (:mod:`syno_tvm.synth.fingerprint`) equals an earlier one's
 is skipped, so the file holds no two operators that compute the same function up to relabeling weight entries.
-Two orders: ``random`` descents (the native sampler of :mod:`syno_tvm.synth.native` via :meth:`Space.random_final`;
+Two orders: ``random`` descents (:func:`random_samples`: the sampler that :func:`syno_tvm.synth.sampler.create` picks;
 diverse; what search uses) or ``dfs``, the exhaustive depth-first enumeration
 (:mod:`syno_tvm.synth.depth_first`: neighbours first, many of them semantic duplicates).
 """
@@ -19,22 +19,26 @@ import numpy as np
 from ..errors import SynoError
 from .depth_first import depth_first
 from .fingerprint import fingerprint
-from .sample import Sample
+from .sampler import Sample, create
 from .space import Space
 from .spec import Spec
 
 
-def _random(space: Space, seed: int) -> Iterator[Sample]:
+def random_samples(space: Space, seed: int, sampler: str = "auto") -> Iterator[Sample]:
+    """Random finals, the same ones for the same seed: the native engine is seeded by the first draw of
+    ``default_rng(seed)``, the Python descent draws each final's seed from the same generator.  Ends (SynoError)
+    when the space is exhausted."""
     rng = np.random.default_rng(seed)
+    drawer = create(sampler, space, int(rng.integers(1 << 62)))
     while True:
-        yield space.random_final(rng)
+        yield drawer.random_final(rng)
 
 
 def _depth_first(space: Space, seed: int) -> Iterator[Sample]:
     return depth_first(space)  # deterministic: the seed plays no part
 
 
-ORDERS = {"random": _random, "dfs": _depth_first}
+ORDERS = {"random": random_samples, "dfs": _depth_first}
 
 
 def records(spec: Spec, count: int, seed: int, order: str = "random") -> Iterator[dict]:

@@ -18,6 +18,7 @@ from ..ir.graph import Operator
 from .fingerprint import fingerprint
 from .space import Space
 from .spec import size_key
+from .verdict import Reason, Verdict
 from .state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, STRIDE, UNFOLD, Node, Step
 
 TWIN_SEARCH_NODES = 20_000
@@ -26,13 +27,15 @@ TWIN_SEARCH_NODES = 20_000
 @dataclass(frozen=True)
 class Location:
     """Where an operator is: ``found`` with the path of steps and the space's final operator; ``twin`` when the
-    given form was redundant and a canonical twin (same fingerprint) was found instead; else ``reason``."""
+    given form was redundant and a canonical twin (same fingerprint) was found instead; else ``reason`` (text for
+    people).  ``verdict``: the space's verdict on the step of the given form that it rejected, if one was."""
 
     found: bool
     path: tuple[Step, ...] = ()
     operator: Operator | None = None
     twin: bool = False
     reason: str = ""
+    verdict: Verdict | None = None
 
     @property
     def depth(self) -> int:
@@ -42,7 +45,7 @@ class Location:
 def locate(space: Space, op: Operator) -> Location:
     nodes: list[Node] = []
     replay = _replay(space, op, nodes)
-    if replay.found or not replay.reason.startswith("rule "):
+    if replay.found or replay.verdict is None or replay.verdict.code is not Reason.RULE:
         return replay
     twin = _twin(space, op, nodes)
     if twin is not None:
@@ -65,28 +68,29 @@ def _replay(space: Space, op: Operator, nodes: list[Node]) -> Location:
     where = {d: f.hash for d, f in zip([d for p, d in enumerate(op.output) if p not in fixed_out], node.frontier)}
     path: list[Step] = []
 
-    def advance(step: Step, targets: list[int]) -> str:
+    def advance(step: Step, targets: list[int]) -> Location | None:
+        """Take ``step``; the failed Location if the space does not enumerate it or rejects it."""
         nonlocal node
         if step.kind != CONTRACT and step not in set(space.steps(node, step.kind)):
-            return f"limit: step {step.kind} with these sizes is not enumerated by spec '{spec.name}' " \
-                   f"(reductions, allowance, block, window or stride sizes)"
+            return Location(False, tuple(path), reason=f"limit: step {step.kind} with these sizes is not enumerated "
+                            f"by spec '{spec.name}' (reductions, allowance, block, window or stride sizes)")
         if step.kind == CONTRACT and not _contraction_ok(space, node, step):
-            return "limit: weights, shares per weight or variable allowance"
-        child, why = space.child(node, step)
+            return Location(False, tuple(path), reason="limit: weights, shares per weight or variable allowance")
+        child, verdict = space.child(node, step)
         if child is None:
-            return why
+            return Location(False, tuple(path), reason=str(verdict), verdict=verdict)
         node = child
         nodes.append(node)
         path.append(step)
         for t, h in zip(targets, child.created):
             where[t] = h
-        return ""
+        return None
 
     reduce_prims = sorted((p for p in op.prims if p.kind == "reduce"), key=lambda p: size_key(op.sizes[p.tops[0]]))
     for p in reduce_prims:
-        why = advance(Step(REDUCE, size=op.sizes[p.tops[0]]), [p.tops[0]])
-        if why:
-            return Location(False, tuple(path), reason=why)
+        failed = advance(Step(REDUCE, size=op.sizes[p.tops[0]]), [p.tops[0]])
+        if failed:
+            return failed
     expanded = {p.bottoms[0] for p in op.prims if p.kind == "expand"}
     pending = [i for i in op.topo_order if op.prims[i].kind not in ("reduce",)]
     share_of = {}
@@ -108,9 +112,9 @@ def _replay(space: Space, op: Operator, nodes: list[Node]) -> Location:
         if unit is None:
             return Location(False, tuple(path), reason="shape: its Shares of one weight are not one Contraction "
                                                        "(some are applied after views of others)")
-        why = advance(*_step(op, unit, where, expanded))
-        if why:
-            return Location(False, tuple(path), reason=why)
+        failed = advance(*_step(op, unit, where, expanded))
+        if failed:
+            return failed
         done.update(unit)
     final = space.finalize(node)
     if final.operator is None:
@@ -149,7 +153,7 @@ def _step(op: Operator, unit: list[int], where: dict[int, str], expanded: set[in
 def _contraction_ok(space: Space, node: Node, step: Step) -> bool:
     n = len(step.dims)
     return (len(node.weights) < space.spec.max_weights and 2 <= n <= space.spec.max_shares
-            and not all(step.outer) and space._allowance_ok(node, [node.dim(h).size for h in step.dims]))
+            and not all(step.outer) and space.allowance_ok(node, [node.dim(h).size for h in step.dims]))
 
 
 # ---- canonical twin search --------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The bottom-up space of operators: nodes are partial operators, children are primitive applications in reverse.
 
-Direction (Syno's, syno.md 3.1): the root is the output's dims; Reduces come first, then the primitives are applied
+Direction (Syno's bottom-up search): the root is the output's dims; Reduces come first, then the primitives are applied
 in reverse (``Merge^-1`` turns one frontier dim into two, ``Split^-1`` two into one, ``Unfold^-1`` a (main, window)
 pair into one, ``Expand^-1`` closes a dim, ``Shift^-1``/``Stride^-1`` replace one), and a Contraction adds one
 weight: it Shares a set of frontier dims with the new weight, each *inner* (the input keeps the dim) or *outer*
@@ -29,8 +29,9 @@ from ..ir.graph import Operator, Prim, digest
 from ..ir.library import named
 from ..ir.sizes import Size
 from .canon import RULES, Rule, by_kind, first_violation
-from .distance import UNREACHABLE, distance, step_distance
+from .distance import distance, step_distance
 from .spec import Spec
+from .verdict import Reason, Verdict, accepted
 from .state import (CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, STRIDE, UNFOLD, Dim, Node, Step,
                     Weight, merge_top_hash)
 
@@ -103,7 +104,7 @@ class Space:
         if kind == REDUCE:
             if node.reductions < spec.max_reductions:
                 for s in spec.reduce_sizes:
-                    if self._allowance_ok(node, [s]):
+                    if self.allowance_ok(node, [s]):
                         yield Step(REDUCE, size=s)
         elif kind == MERGE:
             for d in uniq:
@@ -161,7 +162,7 @@ class Space:
             pairs = sorted(zip(dims, outer))
             dims, outer = [h for h, _ in pairs], [o for _, o in pairs]
             sizes = [node.dim(h).size for h in dims]
-            if self._allowance_ok(node, sizes):
+            if self.allowance_ok(node, sizes):
                 yield Step(CONTRACT, tuple(dims), outer=tuple(outer))
 
     def random_contraction(self, node: Node, rng: "np.random.Generator | random.Random") -> Step | None:
@@ -182,7 +183,7 @@ class Space:
         outer = [rng.random() < 0.5 for _ in range(count)]
         outer[int(rng.random() * count)] = False
         pairs = sorted((node.frontier[i].hash, o) for i, o in zip(picked, outer))
-        if not self._allowance_ok(node, [node.dim(h).size for h, _ in pairs]):
+        if not self.allowance_ok(node, [node.dim(h).size for h, _ in pairs]):
             return None
         return Step(CONTRACT, tuple(h for h, _ in pairs), outer=tuple(o for _, o in pairs))
 
@@ -215,12 +216,13 @@ class Space:
                     continue
                 for inner in itertools.combinations(keep, r):
                     pairs = sorted([(d.hash, False) for d in inner] + [(d.hash, True) for d in closed])
-                    if self._allowance_ok(node, [node.dim(h).size for h, _ in pairs]):
+                    if self.allowance_ok(node, [node.dim(h).size for h, _ in pairs]):
                         out[Step(CONTRACT, tuple(h for h, _ in pairs), outer=tuple(o for _, o in pairs))] = None
         return list(out)
 
-    def _allowance_ok(self, node: Node, sizes: list[Size]) -> bool:
-        """Primary variables introduced by Reduces and weight dims stay within their max occurrences."""
+    def allowance_ok(self, node: Node, sizes: list[Size]) -> bool:
+        """Whether steps adding dims of ``sizes`` keep the primary variables introduced by Reduces and weight dims
+        within their max occurrences (also what :mod:`~syno_tvm.synth.locate` checks a given Contraction by)."""
         used = dict(node.used)
         for s in sizes:
             for n, p in s.powers:
@@ -315,25 +317,24 @@ class Space:
                     node.depth + 1, node.reductions + (k == REDUCE), tuple(sorted(used.items())), step,
                     tuple(created))
 
-    def child(self, node: Node, step: Step) -> tuple[Node | None, str]:
-        """The child if the step is canonical and its distance fits the depth left; else None and the reason."""
-        child, why, _ = self._judge(node, step)
-        return child, why
+    def child(self, node: Node, step: Step) -> tuple[Node | None, Verdict]:
+        """The child if the step is canonical and its distance fits the depth left, else None; and the verdict."""
+        return self.judge(node, step)
 
-    def _judge(self, node: Node, step: Step) -> tuple[Node | None, str, int]:
-        """:meth:`child` plus the child's shape distance (UNREACHABLE when no child)."""
+    def judge(self, node: Node, step: Step) -> tuple[Node | None, Verdict]:
+        """:meth:`child`; the verdict carries the child's shape distance (``distance.UNREACHABLE`` when no child)."""
         if node.depth >= self.spec.max_depth:
-            return None, f"limit depth {self.spec.max_depth}", UNREACHABLE
+            return None, Verdict(Reason.DEPTH, bound=self.spec.max_depth)
         rule = first_violation(self._rules_for.get(step.kind, ()), self.spec, node, step)
         if rule is not None:
-            return None, f"rule {rule.name}", UNREACHABLE
+            return None, Verdict(Reason.RULE, rule=rule.name)
         # most candidates fail the bound: judge the child by its sizes before building it
         dist = step_distance(self.spec, node, step, self._can_reduce(node.only_reduces and step.kind == REDUCE),
                              self.reduce_floor(step), self._raw)
         left = self.remaining(node) - 1
         if dist > left:
-            return None, f"shape distance {dist if dist < UNREACHABLE else 'unreachable'} > depth left {left}", dist
-        return self.apply(node, step), "", dist
+            return None, Verdict(Reason.DISTANCE, distance=dist, bound=left)
+        return self.apply(node, step), accepted(dist)
 
     def children(self, node: Node) -> list[tuple[Step, Node]]:
         """Every child (step, node): canonical steps whose child can still reach the input within the depth."""
@@ -344,9 +345,9 @@ class Space:
         out = []
         for kind in STEP_KINDS:
             for step in self.steps(node, kind):
-                c, _, dist = self._judge(node, step)
+                c, verdict = self.judge(node, step)
                 if c is not None:
-                    out.append((step, c, dist))
+                    out.append((step, c, verdict.distance))
         return out
 
     # ---- finals -------------------------------------------------------------------------------------------------
@@ -384,8 +385,9 @@ class Space:
         return self._limits(op)
 
     @cached_property
-    def _reference(self) -> list[tuple[int, int]]:
-        """(FLOPs, params) of the reference operator in each layer."""
+    def reference_figures(self) -> list[tuple[int, int]]:
+        """(FLOPs, params) of the reference operator in each layer: the limits are ratios to these (the native
+        engine takes them as they are)."""
         from ..lower.order import plan
 
         ref = named(self.spec.reference)
@@ -400,7 +402,7 @@ class Space:
 
         (flo, fhi), (plo, phi) = self.spec.flops, self.spec.params
         flops, params = [], []
-        for (name, b), (rf, rp) in zip(self.spec.layer_bindings.items(), self._reference):
+        for (name, b), (rf, rp) in zip(self.spec.layer_bindings.items(), self.reference_figures):
             f, p = plan(op, b).flops, op.params(b)
             if not flo * rf <= f <= fhi * rf:
                 return Final(None, f"limit flops: {f / rf:.3g}x the {self.spec.reference} FLOPs in layer {name}, "
@@ -411,24 +413,3 @@ class Space:
             flops.append(f)
             params.append(p)
         return Final(op, "", tuple(flops), tuple(params))
-
-    # ---- sampling and locating (sample.py, locate.py) -------------------------------------------------------------
-    def random_final(self, rng: np.random.Generator):
-        """A uniform-ish random descent to a valid final operator: the native sampler
-        (:class:`syno_tvm.synth.native.NativeSampler`, seeded from ``rng`` on the first call) for specs within its
-        limits, else the Python :class:`syno_tvm.synth.sample.Sampler` it ports (same space, same algorithm)."""
-        if not hasattr(self, "_sampler"):
-            from .native import NativeSampler
-            from .sample import Sampler
-
-            try:
-                self._sampler = NativeSampler(self, int(rng.integers(1 << 62)))
-            except ValueError:  # beyond the native engine's fixed limits (shares, variables, dims)
-                self._sampler = Sampler(self)
-        return self._sampler.random_final(rng)
-
-    def locate(self, op: Operator):
-        """Find ``op`` in this space, or say which rule or limit excludes it (:func:`syno_tvm.synth.locate.locate`)."""
-        from .locate import locate
-
-        return locate(self, op)

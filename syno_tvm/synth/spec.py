@@ -1,9 +1,10 @@
 """What to synthesize: input/output shapes over symbolic sizes, the layers the operator must serve, and the limits.
 
 A :class:`Spec` is plain data; the search space (:mod:`syno_tvm.synth.space`) is built from it.  Two specs are
-built in, following Syno's experiments (syno.md 1.4): ``vision`` (the 3x3 convs of ResNet-18 for CIFAR) and
-``transformer`` (GPT-2's QKV projection, ``H_in -> t*H_in``).  Others come from a JSON file with the same keys as
-:meth:`Spec.to_json` (see :func:`load_spec`), and their layers from an ONNX model (:func:`layers_from_model`).
+built in, following Syno's experiments (its ``KAS/Sampler.py`` specs): ``vision`` (the 3x3 convs of ResNet-18 for
+CIFAR) and ``transformer`` (GPT-2's QKV projection, ``H_in -> t*H_in``).  Others come from a JSON file with the
+same keys as :meth:`Spec.to_json` (see :func:`load_spec`), and their layers from an ONNX model
+(:func:`layers_from_model`).
 
 The **probe** binding is one more layer-like binding with small primaries and coefficient values that are distinct
 small numbers (g=5 rather than 32): every size must be an integer there too, so that each final operator can be

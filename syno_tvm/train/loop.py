@@ -24,7 +24,7 @@ from ..atomic import write_atomically, write_text
 from ..errors import SynoError
 from ..ir.graph import Operator
 from . import data as data_mod
-from .graph import TrainGraph, build_graph
+from .program import TrainGraph, build_graph
 from .optim import Schedule, make
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..ir.graph import Operator
 from ..relax.swap import find_layers
-from .graph import _bound_main
+from .program import bound_main
 from .loop import Config, model_proto, train
 
 PROXY = Config(model="builtin:resnet18-cifar", width=4, batch=32, epochs=2, lr=0.1, optimizer="sgd",
@@ -31,7 +31,7 @@ LONG = replace(PROXY, epochs=4, limit=8000, augment=True)
 
 def stride1_choice(config: Config, op: Operator | None) -> dict[str, Operator | None]:
     """``op`` for every stride-1 3x3 conv of the config's model, None (keep) for the others."""
-    mod, _ = _bound_main(model_proto(config, 10))
+    mod, _ = bound_main(model_proto(config, 10))
     return {d.layer: op if d.shape.get("kernel") == 3 and d.shape.get("stride") == 1 else None
             for d in find_layers(mod) if d.kind == "conv2d"}
 

@@ -5,14 +5,9 @@ consistent."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from pathlib import Path
 from typing import Any
 
-from ...errors import SynoError
 from ..candidate import Result
-
-DB_FILE = "search.sqlite"
-
 
 class Database(ABC):
     @abstractmethod
@@ -45,12 +40,3 @@ class Database(ABC):
 
     def close(self) -> None:
         """Release the store (a no-op where there is nothing to release)."""
-
-
-def create(name: str, directory: "str | Path") -> Database:
-    """``sqlite`` (the only kind): ``search.sqlite`` in ``directory``."""
-    if name != "sqlite":
-        raise SynoError(f"unknown database '{name}': use sqlite")
-    from .sqlite import SqliteDatabase
-
-    return SqliteDatabase(Path(directory) / DB_FILE)

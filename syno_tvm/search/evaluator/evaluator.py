@@ -15,7 +15,6 @@ import traceback
 from abc import ABC, abstractmethod
 from typing import Any
 
-from ...errors import SynoError
 from ...ir.graph import Operator
 from ..candidate import FAILED, OK, PRUNED, Candidate, Result
 from ..context import EvalContext
@@ -56,18 +55,6 @@ class Evaluator(ABC):
     def options(self) -> dict[str, Any]:
         """The settings that decide the numbers (stored with the search, checked on resume)."""
         return {}
-
-
-def create(name: str, **options: Any) -> Evaluator:
-    """``flops``, ``latency`` or ``accuracy``; ``options`` go to the evaluator's constructor."""
-    from .accuracy import AccuracyEvaluator
-    from .flops import FlopsEvaluator
-    from .latency import LatencyEvaluator
-
-    kinds = {"flops": FlopsEvaluator, "latency": LatencyEvaluator, "accuracy": AccuracyEvaluator}
-    if name not in kinds:
-        raise SynoError(f"unknown evaluator '{name}': use {', '.join(kinds)} (a comma list is a cascade)")
-    return kinds[name](**options)
 
 
 def _error_text(ev: Evaluator, e: BaseException) -> str:

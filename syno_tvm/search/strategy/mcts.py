@@ -1,5 +1,5 @@
-"""Monte Carlo tree search over the synthesis space, after Syno (``experiments/search/mcts/{tree,node,algorithm}.py``;
-syno.md 4), written anew.
+"""Monte Carlo tree search over the synthesis space, after Syno (``experiments/search/mcts/{tree,node,algorithm}.py``),
+written anew.
 
 Tree.  Two levels per state: a state node's children are step *kinds* (reduce, merge, ..., contract, and
 ``finalize`` when the node is itself a valid operator), a kind's children the concrete steps.  Nodes are keyed by
@@ -44,7 +44,7 @@ from .strategy import SearchStrategy, StrategyContext
 
 FINALIZE = "finalize"
 
-# Defaults and where they come from (Syno: experiments/search/mcts/algorithm.py and tree.py; syno.md 4).
+# Defaults and where they come from (Syno: experiments/search/mcts/algorithm.py and tree.py).
 EXPLORATION_WEIGHT = 4 * math.sqrt(2)   # Syno MCTSAlgorithm.exploration_weight
 WIDENING_B = 0.8                        # Syno MCTSAlgorithm passes b = 0.8 (tree default 0.5)
 RAVE_C = 3.0                            # Syno reveal_new_children c_l

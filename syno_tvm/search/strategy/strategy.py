@@ -9,7 +9,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import SynoError
 from ..candidate import Candidate, Result
 from ..space import SearchSpace
 
@@ -45,14 +44,3 @@ class SearchStrategy(ABC):
     def options(self) -> dict[str, Any]:
         """The settings that decide the proposals (stored with the search, checked on resume)."""
         return {}
-
-
-def create(name: str, **options: Any) -> SearchStrategy:
-    """``random`` or ``mcts``; ``options`` go to the strategy's constructor."""
-    from .mcts import MCTS
-    from .random import RandomSearch
-
-    kinds = {"random": RandomSearch, "mcts": MCTS}
-    if name not in kinds:
-        raise SynoError(f"unknown strategy '{name}': use {', '.join(kinds)}")
-    return kinds[name](**options)

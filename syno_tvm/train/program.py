@@ -16,7 +16,7 @@ From an ONNX model:
 4. ``relax.transform.Gradient("loss")`` gives ``loss_adjoint``; ``step`` calls it and applies the optimizer
    (:mod:`syno_tvm.train.optim`); ``infer`` is the model with BatchNorm in inference mode;
 5. the ``call_tir_with_grad`` calls left in the forward functions are turned into plain ``call_tir`` (VM codegen
-   cannot emit them: TVM_NOTES 5), and the module is compiled once.
+   cannot emit them in TVM 0.27: "CodeGenVM cannot emit this Relax operator directly"), and the module is compiled once.
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ class TrainGraph:
         return self.swap.decisions if self.swap is not None else []
 
 
-def _bound_main(model: onnx.ModelProto) -> tuple[tvm.IRModule, dict[str, tvm.runtime.Tensor]]:
+def bound_main(model: onnx.ModelProto) -> tuple[tvm.IRModule, dict[str, tvm.runtime.Tensor]]:
     from tvm.relax.frontend.onnx import from_onnx
 
     try:
@@ -220,7 +220,7 @@ def build_graph(model: onnx.ModelProto, operator: "Operator | Mapping[str, Opera
                 optimizer: "SGD | Adam | None" = None, seed: int = 0) -> TrainGraph:
     """The Relax training module for ``model`` (with ``operator`` swapped in when given)."""
     optimizer = optimizer or SGD()
-    mod, onnx_params = _bound_main(model)
+    mod, onnx_params = bound_main(model)
     swap = None
     if operator is not None:
         swap = OperatorSwap(operator, seed=seed, differentiable=True)

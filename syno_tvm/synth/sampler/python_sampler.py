@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import SynoError
-from .space import Final, Space
-from .state import CONTRACT, FINALIZE, REDUCE, STEP_KINDS, Node, Step
+from ...errors import SynoError
+from ..space import Space
+from ..state import CONTRACT, FINALIZE, REDUCE, STEP_KINDS, Node, Step
+from .base import Sample, Sampler, Stats
 
 LAZY = Step(CONTRACT)        # placeholder: Contractions are drawn at random, not listed
 CONTRACT_MISSES = 12         # consecutive rejected random Contractions after which a node offers none
@@ -47,41 +48,24 @@ class _Entry:
     listed: bool = False  # Contractions listed (one step before the depth limit), not drawn at random
 
 
-@dataclass
-class Stats:
-    """Counters over all descents: distinct nodes entered, dead ends proven, finals returned, steps rejected."""
-
-    nodes: int = 0
-    dead: int = 0
-    finals: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def dead_end_ratio(self) -> float:
-        """Share of the entered nodes that turned out to have no valid final below them."""
-        return self.dead / self.nodes if self.nodes else 0.0
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One random final: the operator, its verdict (FLOPs and params per layer) and the path of steps to it."""
-
-    final: Final
-    path: tuple[Step, ...]
-
-
 def _pick(rng: random.Random, n: int) -> int:
     """A uniform index below ``n`` (cheaper than ``randrange``; the sampler draws several per node)."""
     return int(rng.random() * n)
 
 
-class Sampler:
+class PythonSampler(Sampler):
+    """The reference sampler (the native one ports it): used for specs beyond the native engine's fixed limits."""
+
     def __init__(self, space: Space, max_restarts: int = 20_000, backtracks_per_descent: int = BACKTRACKS) -> None:
         self.space = space
         self.max_restarts = max_restarts
         self.backtracks_per_descent = backtracks_per_descent
         self.entries: dict[str, _Entry] = {}
-        self.stats = Stats()
+        self._stats = Stats()
+
+    @property
+    def stats(self) -> Stats:
+        return self._stats
 
     def _entry(self, node: Node) -> _Entry:
         e = self.entries.get(node.hash)
@@ -96,7 +80,7 @@ class Sampler:
                 pending[CONTRACT] = [LAZY]
             e = _Entry({k: v for k, v in pending.items() if v}, self.space.is_final(node), listed=listed)
             self.entries[node.hash] = e
-            self.stats.nodes += 1
+            self._stats.nodes += 1
         return e
 
     def _contraction(self, node: Node, e: _Entry, rng: random.Random, path: list) -> None:
@@ -119,10 +103,9 @@ class Sampler:
         step = self.space.random_contraction(node, rng)
         child = None
         if step is not None and step not in e.children:
-            child, why = self.space.child(node, step)
+            child, verdict = self.space.child(node, step)
             if child is None:
-                key = " ".join(why.split()[:2])
-                self.stats.rejected[key] = self.stats.rejected.get(key, 0) + 1
+                self._stats.rejected[verdict.key] = self._stats.rejected.get(verdict.key, 0) + 1
         if child is None or (self.entries.get(child.hash) is not None and self.entries[child.hash].exhausted):
             e.contract_misses += 1
             if e.contract_misses >= CONTRACT_MISSES and not e.contract_ok:
@@ -133,12 +116,12 @@ class Sampler:
         e.contract_ok.append(step)
         path.append((child, step))
 
-    def random_final(self, rng: np.random.Generator) -> Sample:
+    def random_final(self, rng: np.random.Generator | None = None) -> Sample:
         """Descend from the root to a final not returned before; SynoError if the space is exhausted or the
         backtrack budget runs out (that is the dead-end report).  The descent draws from a ``random.Random``
         seeded by ``rng`` (one numpy draw per final): Python's ``random()`` is several times cheaper per call, and
         a descent makes hundreds."""
-        rng = random.Random(int(rng.integers(1 << 62)))
+        rng = random.Random(int((rng if rng is not None else np.random.default_rng()).integers(1 << 62)))
         root = self.space.root()
         path: list[tuple[Node, Step | None]] = [(root, None)]
         backtracks = restarts = 0
@@ -149,7 +132,7 @@ class Sampler:
             if not kinds:
                 e.exhausted = True
                 if not e.has_final:
-                    self.stats.dead += 1
+                    self._stats.dead += 1
                 path.pop()
                 backtracks += 1
                 if backtracks > self.backtracks_per_descent and path:
@@ -163,7 +146,7 @@ class Sampler:
                 e.final = False
                 for n, _ in path:
                     self.entries[n.hash].has_final = True
-                self.stats.finals += 1
+                self._stats.finals += 1
                 return Sample(self.space.finalize(node), tuple(s for _, s in path[1:]))
             if kind == CONTRACT and not e.listed:
                 self._contraction(node, e, rng, path)
@@ -173,10 +156,9 @@ class Sampler:
             step = steps[i]
             child = e.children.get(step)
             if child is None:
-                child, why = self.space.child(node, step)
+                child, verdict = self.space.child(node, step)
                 if child is None:
-                    key = " ".join(why.split()[:2])
-                    self.stats.rejected[key] = self.stats.rejected.get(key, 0) + 1
+                    self._stats.rejected[verdict.key] = self._stats.rejected.get(verdict.key, 0) + 1
                 else:
                     e.children[step] = child
             ce = self.entries.get(child.hash) if child is not None else None
