@@ -90,7 +90,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     config = OptimizeConfig(model=args.model, out=args.out, operator=args.operator, per_layer=args.per_layer,
                             target=args.target, trials=args.trials, rpc=args.rpc, runs=args.runs, width=args.width,
-                            accuracy=args.accuracy, budget_policy=args.budget_policy)
+                            accuracy=args.accuracy, budget_policy=args.budget_policy, search=args.search,
+                            seed=args.seed)
     out = optimize(config)
     report = json.loads((out / "report.json").read_text())
     for line in headline(report):
@@ -152,8 +153,9 @@ def _search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="llvm", help="llvm (this CPU) or a TVM target string (latency evaluator)")
     p.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="MetaSchedule trials per tuning task of the "
                    "latency evaluator, the same for the original operator; 0 times TVM's untuned default build")
-    p.add_argument("--recipe", choices=["proxy", "tiny"], default="proxy", help="accuracy evaluator's training "
-                   "recipe: proxy (train/proxy.py, minutes) or tiny (seconds: smoke tests)")
+    p.add_argument("--recipe", choices=["proxy", "quick", "tiny"], default="proxy", help="accuracy evaluator's "
+                   "training recipe: proxy (train/proxy.py, minutes), quick (1 epoch on 1500 images, seconds) or tiny "
+                   "(seconds: smoke tests)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created with its parents); "
                    "search.sqlite holds every result as it comes")
     p.add_argument("--resume", action="store_true", help="continue the search in --out (same settings)")
@@ -180,6 +182,10 @@ def _optimize_arguments(p: argparse.ArgumentParser) -> None:
     how.add_argument("--operator", help="one operator (library name or JSON file) for every layer it can serve")
     how.add_argument("--per-layer", metavar="MAP.json", help='a JSON map layer -> operator or null (keep), e.g. '
                      '{"conv2d_1": "syno_operator1", "conv2d_2": null}; layer names come from the report')
+    how.add_argument("--search", type=int, metavar="N", help="search N operators for this model first (MCTS; FLOPs, "
+                     "default-build latency and a quick accuracy proxy; --out/search, resumed by a rerun) and swap "
+                     "the best")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search (with --search)")
     p.add_argument("--target", default="llvm", help="llvm (this CPU), cuda[:sm_XX] or aarch64[:CPU]")
     p.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="MetaSchedule trials per tuning task, the "
                    "same for the original and the swapped model")

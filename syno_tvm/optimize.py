@@ -52,11 +52,13 @@ class OptimizeConfig:
     width: int | None = None
     accuracy: str | None = None
     budget_policy: str | None = None   # how tune spreads trials x tasks (tune.budget.POLICIES); None: its default
+    search: int | None = None          # search this many operators for the model and swap the best (out/search)
+    seed: int = 0
 
     @property
     def choice_text(self) -> str:
-        """The operator or the per-layer map file, as the user named it (labels the report and the proxy run)."""
-        return str(self.operator or self.per_layer)
+        """The operator, the per-layer map file or the search, as the user named it (labels the report)."""
+        return f"searched ({self.search} evaluations)" if self.search else str(self.operator or self.per_layer)
 
 
 def _choice(config: OptimizeConfig) -> "Operator | dict[str, Operator | None]":
@@ -175,8 +177,10 @@ def _build_and_time(label: str, mod: tvm.IRModule, target, tune_dir: Path, confi
 
 def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
     """Run the whole flow; returns the output directory.  Raises SynoError for bad input, writing nothing."""
-    if not config.operator and not config.per_layer or config.operator and config.per_layer:
-        raise SynoError("give exactly one of --operator NAME_OR_JSON and --per-layer MAP.json")
+    if sum(x is not None for x in (config.operator, config.per_layer, config.search)) != 1:
+        raise SynoError("give exactly one of --operator NAME_OR_JSON, --per-layer MAP.json and --search N")
+    if config.search is not None and config.search < 1:
+        raise SynoError(f"--search must be at least 1 evaluation (got {config.search})")
     from .relax.frontend import import_onnx
     from .report.markdown import write_report
     from .tune import measure
@@ -197,8 +201,13 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
     model = _load_model(config)
     inputs = measure.input_arrays(model)
     mod = import_onnx(model)
-    choice = _choice(config)
-    swapped, decisions = _swap(mod, choice)
+    if config.search is None:
+        choice = _choice(config)
+        swapped, decisions = _swap(mod, choice)
+    else:   # a model the search cannot serve fails now, before anything is written
+        from .search.model_search import choose_spec
+
+        choose_spec(model, config.width)
     if config.accuracy:  # bad data fails now, in one line, not after the tuning
         from .train import data
         from .train.proxy import PROXY
@@ -212,7 +221,16 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tune_dir = out / "tuning"
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    found = None
     try:
+        if config.search is not None:   # out/search is a cache like out/tuning: a rerun resumes it
+            from .ir.load import load_operator
+            from .search.model_search import search_for_model
+
+            found = search_for_model(model, config.width, out / "search", config.search, seed=config.seed,
+                                     progress=progress)
+            choice = load_operator(str(out / found.operator_file))[0]
+            swapped, decisions = _swap(mod, choice)
         machine = measure.machine_facts()
         target_plan = plan(target, config.rpc, config.target, cpu=f"this machine's CPU ({machine['cpu']})")
         original = _build_and_time("original", mod, target, tune_dir, config, inputs, None, progress, target_plan)
@@ -239,6 +257,7 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
             "machine": machine, "plan": target_plan.to_json(), "layers": [d.to_json() for d in decisions],
             "original": original, "swapped": result, "onnxruntime": ort, "max_abs_output_diff": diff,
             "output_diff_note": diff_note,
+            "search": found.to_json() if found else None,
             "accuracy": _accuracy(config, choice, decisions, progress) if config.accuracy else None,
             "seconds": round(time.time() - start, 1),
         }
@@ -254,8 +273,8 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
                 if any(made.iterdir()):
                     break
                 made.rmdir()
-        elif tune_dir.is_dir() and progress:
-            print(f"the tuning database is kept in {tune_dir}: rerun the same command to resume from it",
+        elif (tune_dir.is_dir() or (out / "search").is_dir()) and progress:
+            print(f"the search and tuning databases are kept in {out}: rerun the same command to resume from them",
                   file=sys.stderr, flush=True)
         raise
     finally:

@@ -29,7 +29,8 @@ def headline(report: dict) -> list[str]:
     """The few lines a user wants first: what was swapped, the latencies and their ratios."""
     t = totals(report)
     swapped = sum(d["action"] == "swap" for d in report["layers"])
-    lines = [f"{swapped}/{len(report['layers'])} layers swapped; layer FLOPs {t['flops_before'] / 1e6:.1f}M -> "
+    lines = search_lines(report.get("search"))
+    lines += [f"{swapped}/{len(report['layers'])} layers swapped; layer FLOPs {t['flops_before'] / 1e6:.1f}M -> "
              f"{t['flops_after'] / 1e6:.1f}M, params {t['params_before'] / 1e6:.3f}M -> {t['params_after'] / 1e6:.3f}M"]
     orig, new, ort = _ms(report["original"]), _ms(report["swapped"]), _ms(report.get("onnxruntime"))
     if new is None:
@@ -47,6 +48,19 @@ def headline(report: dict) -> list[str]:
                      f"{acc['data']}): original {100 * acc['original']['val_acc']:.2f} %, swapped "
                      f"{100 * acc['swapped']['val_acc']:.2f} % ({acc['delta_pp']:+.2f} pp, one seed)")
     return lines
+
+
+def search_lines(found: dict | None) -> list[str]:
+    """What the search stage found, in one or two lines (none without a search)."""
+    if not found:
+        return []
+    m = found["metrics"]
+    ratios = ", ".join(f"{name} {m[key]:.2f}x" for name, key in (("FLOPs", "flops_ratio"),
+                       ("default-build latency", "latency_ratio"), ("quick-proxy accuracy", "accuracy_ratio"))
+                       if key in m)
+    return [f"searched {found['evaluated']} operators ({found['ok']} passed every evaluator, {found['pruned']} "
+            f"pruned, {found['failed']} failed) in {found['seconds']:.0f} s; best {found['fingerprint']}: "
+            f"{found['formula']}", f"best operator vs the original layer: {ratios}"]
 
 
 def _lat_row(name: str, entry: dict | None, base: float | None) -> str:
@@ -99,6 +113,16 @@ def render(report: dict) -> str:
                 f"({report.get('output_diff_note', '')}).", ""]
     elif report.get("output_diff_note"):
         out += [f"Output difference swapped vs original: {report['output_diff_note']}.", ""]
+    found = report.get("search")
+    if found:
+        out += ["## Searched operator", "",
+                f"MCTS over spec `{found['spec']}`, {found['evaluated']} evaluations (FLOPs, then the latency of TVM's "
+                "default build of each layer binding, then the quick accuracy proxy; an operator costlier than the "
+                f"original in FLOPs or that latency is not trained). The search's own report: [{found['report']}]"
+                f"({found['report']}); the operator file: `{found['operator_file']}`.", "",
+                f"`{found['formula']}`", "", f"![Pareto front of the search]({found['pareto_png']})", ""]
+        if found.get("picture"):
+            out += [f"![the best operator's primitive graph]({found['picture']})", ""]
     acc = report.get("accuracy")
     if acc:
         r = acc["recipe"]

@@ -36,7 +36,8 @@ def _plot(record: SearchRecord, path: Path) -> None:
     ok = [r for r in record.ok if cost_ratio(r.metrics) is not None]
     front = record.pareto
     accuracy = any("accuracy_ratio" in r.metrics for r in ok)
-    cost = "tuned latency" if "latency" in record.reference else "FLOPs"
+    cost = "FLOPs" if "latency" not in record.reference else \
+        "default-build latency" if record.config.get("latency_trials") == 0 else "tuned latency"
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     ax.scatter([cost_ratio(r.metrics) for r in ok], [quality_of(r) for r in ok], s=10, c="0.6",
                label=f"evaluated ({len(ok)})")

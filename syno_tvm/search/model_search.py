@@ -1,0 +1,156 @@
+"""A short search for one model: the stage ``syno-tvm optimize --search N`` runs before it swaps, tunes and trains.
+
+Why a stage of its own: ``syno-tvm search`` asks the user for a spec, evaluators and a reward; a user who brings a
+model and a budget wants the best operator for *that* model.  This stage picks what the search needs from the model:
+
+- the spec by the model's layers: ``vision`` when it has 3x3 convs, else ``transformer`` when it has matmuls, with
+  the group coefficient scaled to a built-in model's width (Syno's g=32 is meant at width 64, so width 4 gets g=2);
+- the evaluators, cheapest first: FLOPs, then the latency of TVM's default build of every layer binding (measured
+  on this machine, about a second per candidate; tuned latency is the optimize run's job), then (vision) the
+  ``quick`` accuracy proxy, 1 epoch of the built-in ResNet-18 at width 4 on 1500 images (seconds);
+- a candidate is pruned before training when its FLOPs or its measured latency exceed the original's, so the budget
+  goes to operators that can make the model faster.
+
+Everything lives in one directory (``model.onnx``, ``spec.json``, the search database and its report), so a rerun
+after a kill resumes the search where it stopped (a different model there is refused).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..atomic import write_atomically, write_text
+from ..errors import SynoError
+from ..ir.formula import operator_formula
+from ..synth.spec import BUILTIN as SPECS
+from .candidate import FAILED, PRUNED
+from .database import DB_FILE
+from .driver import SearchConfig, search
+from .evaluator import create as create_evaluator
+from .evaluator.accuracy import SYNO_WIDTH
+from .report import write_report
+from .results import load
+
+ACCURACY_RECIPE = "quick"
+MAX_COST_RATIO = 1.0   # FLOPs and default-build latency no higher than the original's, or no training
+
+
+@dataclass
+class ModelSearch:
+    """What the stage found: the best operator (``operator_file``, its formula and picture) and the search's counts,
+    paths relative to the optimize output directory."""
+
+    directory: str
+    spec: str
+    budget: int
+    evaluated: int
+    ok: int
+    pruned: int
+    failed: int
+    fingerprint: str
+    reward: float
+    metrics: dict[str, float]
+    formula: str
+    operator_file: str
+    picture: str | None
+    pareto_png: str
+    report: str
+    seconds: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def choose_spec(model, width: int | None) -> dict:
+    """The built-in spec whose layer kind the model has (vision for 3x3 convs, else transformer for matmuls), with
+    ``g`` scaled to ``width`` (a built-in model's channel width; None: the spec's own, meant at width 64)."""
+    from ..relax.frontend import import_onnx
+    from ..relax.swap import find_layers
+
+    layers = find_layers(import_onnx(model))
+    convs = [d for d in layers if d.kind == "conv2d" and d.shape.get("kernel") == 3
+             and d.shape.get("kernel_w", 3) == 3]
+    if convs:
+        spec = json.loads(json.dumps(SPECS["vision"]))
+        if width is not None:
+            g = max(1, 32 * width // SYNO_WIDTH)
+            spec["coefficient"] = [f"g={g}: 3" if c.startswith("g=") else c for c in spec["coefficient"]]
+            spec["name"] = f"vision-width{width}"
+        return spec
+    if any(d.kind == "matmul" for d in layers):
+        return json.loads(json.dumps(SPECS["transformer"]))
+    raise SynoError("the model has no 3x3 conv and no matmul layer a searched operator could serve: "
+                    "use --operator NAME for other layers")
+
+
+def _same_model(path: Path, data: bytes) -> None:
+    if path.is_file() and path.read_bytes() != data:
+        raise SynoError(f"{path.parent} holds a search of another model: remove it or choose another --out")
+
+
+def _picture(op, folder: Path) -> str | None:
+    """The operator's graph as ``best.dot`` and, where graphviz is installed, ``best.png``."""
+    from ..report.dot import to_dot
+
+    gv = folder / "best.dot"
+    write_text(gv, to_dot(op))
+    dot = shutil.which("dot")
+    if dot is None:
+        return None
+    png = folder / "best.png"
+    write_atomically(png, lambda tmp: subprocess.run([dot, "-Tpng", str(gv), "-o", tmp], check=True,
+                                                     capture_output=True), suffix=".png")
+    return f"{folder.name}/{png.name}"
+
+
+def search_for_model(model, width: int | None, directory: "str | Path", budget: int, target: str = "llvm",
+                     seed: int = 0, progress: bool = True) -> ModelSearch:
+    """Search ``budget`` candidates for ``model`` (an ONNX ModelProto) in ``directory`` (resumed when it holds this
+    model's search) and write the search report there; the best operator is ``directory/best.json``."""
+    import onnx
+
+    if budget < 1:
+        raise SynoError(f"--search must be at least 1 evaluation (got {budget})")
+    start = time.time()
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = model.SerializeToString()
+    model_path, spec_path = folder / "model.onnx", folder / "spec.json"
+    _same_model(model_path, data)
+    spec = choose_spec(model, width)
+    write_atomically(model_path, lambda tmp: onnx.save(model, tmp), suffix=".onnx")
+    write_text(spec_path, json.dumps(spec, indent=1) + "\n")
+    names = ["flops", "latency"]
+    options: dict[str, dict] = {"latency": {"trials": 0}}
+    if spec["layer_kind"] == "conv2d":
+        names.append("accuracy")
+        options["accuracy"] = {"recipe": ACCURACY_RECIPE, "spec_width": width or SYNO_WIDTH}
+    evaluators = [create_evaluator(n, **options.get(n, {})) for n in names]
+    cfg = SearchConfig(out=str(folder), spec=str(spec_path), model=str(model_path), strategy="mcts",
+                       evaluators=tuple(names), budget=budget, target=target, seed=seed,
+                       resume=(folder / DB_FILE).is_file(), latency_trials=0, accuracy_recipe=ACCURACY_RECIPE,
+                       max_cost_ratio=MAX_COST_RATIO)
+    if progress:
+        print(f"searching {budget} operators for the model's {spec['layer_kind']} layers (spec {spec['name']}; "
+              f"evaluators {', '.join(names)}; MCTS, seed {seed})", flush=True)
+    search(cfg, progress=progress, evaluators=evaluators)
+    record = load(folder)
+    if not record.ok:
+        raise SynoError(f"no operator of {len(record.results)} searched passed every evaluator (cheaper than the "
+                        f"original and trainable): raise --search, or give --operator NAME")
+    write_report(folder)
+    best = record.best
+    op = best.candidate.operator
+    return ModelSearch(
+        directory=folder.name, spec=spec["name"], budget=budget, evaluated=len(record.results), ok=len(record.ok),
+        pruned=sum(r.status == PRUNED for r in record.results),
+        failed=sum(r.status == FAILED for r in record.results), fingerprint=best.fingerprint,
+        reward=best.reward, metrics={k: v for k, v in best.metrics.items() if "_layer" not in k},
+        formula=operator_formula(op), operator_file=f"{folder.name}/best.json", picture=_picture(op, folder),
+        pareto_png=f"{folder.name}/pareto.png", report=f"{folder.name}/report.md",
+        seconds=round(time.time() - start, 1))
