@@ -274,7 +274,9 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
                     break
                 made.rmdir()
         elif (tune_dir.is_dir() or (out / "search").is_dir()) and progress:
-            print(f"the search and tuning databases are kept in {out}: rerun the same command to resume from them",
+            kept = " and ".join(str(p) for p in (out / "search", tune_dir) if p.is_dir())
+            what = "search and tuning database" if (out / "search").is_dir() else "tuning database"
+            print(f"the {what} is kept in {kept}: rerun the same command to resume from it",
                   file=sys.stderr, flush=True)
         raise
     finally:
