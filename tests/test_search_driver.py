@@ -188,3 +188,33 @@ def test_rollouts_native_and_python_reach_finals_below_the_node():
         for step in tail:
             end = space.apply(end, step)
         assert space.final(end) is not None and space.final(end).hash == op.hash
+
+
+class InvertedFlops(FlopsEvaluator):
+    """FLOPs inverted, so every operator cheaper than conv2d looks costlier: the original scores highest."""
+
+    def measure(self, ctx, op, label, reference):
+        m = super().measure(ctx, op, label, reference)
+        return {**m, "flops": 1.0 / m["flops"]}
+
+
+def test_the_original_function_is_a_baseline_not_the_best(tmp_path):
+    """MCTS's conv2d seed has the top reward here, yet the best (record, live summary, best.json) is another
+    operator: a candidate with the original's fingerprint would swap the layer for itself."""
+    out = tmp_path / "s"
+    s = search(SearchConfig(out=str(out), strategy="mcts", budget=6), progress=False, evaluators=[InvertedFlops()])
+    rec = load(out)
+    seed = rec.results[0]
+    assert seed.candidate.source == "seed:conv2d" and seed.fingerprint == rec.original
+    assert seed.reward == max(r.reward for r in rec.results)
+    assert rec.best.fingerprint != rec.original and s.best_fingerprint == rec.best.fingerprint
+    assert rec.best.reward == max(r.reward for r in rec.results[1:])
+
+
+def test_a_search_that_saw_only_the_original_has_no_best(tmp_path):
+    out = tmp_path / "s"
+    search(SearchConfig(out=str(out), strategy="mcts", budget=1), progress=False)
+    rec = load(out)
+    assert [r.candidate.source for r in rec.results] == ["seed:conv2d"]
+    with pytest.raises(SynoError, match="other than the original"):
+        rec.best

@@ -22,7 +22,7 @@ from .context import EvalContext
 from .database import create as create_database
 from .evaluator import Evaluator, create as create_evaluator
 from .layers import layer_uses
-from .results import DB_FILE, pareto_results
+from .results import DB_FILE, ORIGINAL_KEY, best_result, pareto_results
 from .reward import Reward
 from .runner import create as create_runner
 from .space import SearchSpace, load_search_spec
@@ -127,10 +127,12 @@ def _check(cfg: SearchConfig) -> None:
 
 
 class Tally:
-    """Running totals over all stored results (the Pareto front and the best reward)."""
+    """Running totals over all stored results (the Pareto front and the best find's reward: ``original`` is the
+    fingerprint of the operator the model already has, which is not a find)."""
 
-    def __init__(self) -> None:
+    def __init__(self, original: str = "") -> None:
         self.results: list[Result] = []
+        self.original = original
 
     def add(self, r: Result) -> None:
         self.results.append(r)
@@ -140,9 +142,10 @@ class Tally:
         s.evaluated = len(self.results)
         s.failed = sum(r.status == FAILED for r in self.results)
         s.pruned = sum(r.status == PRUNED for r in self.results)
-        if ok:
-            best = max(ok, key=lambda r: r.reward)
+        best = best_result(ok, self.original)
+        if best is not None:
             s.best_reward, s.best_fingerprint = best.reward, best.fingerprint
+        if ok:
             s.pareto_size = len(pareto_results(ok))
         return s
 
@@ -187,20 +190,22 @@ def search(cfg: SearchConfig, progress: bool = True, evaluators: list[Evaluator]
                 db.set_meta("reference", reference)
         ctx.reference = reference
         space = SearchSpace(spec)
+        if db.get_meta(ORIGINAL_KEY) is None:  # also for a search stored before the key existed
+            db.set_meta(ORIGINAL_KEY, space.original_fingerprint())
         strategy.initialize(StrategyContext(space, cfg.seed))
         state = db.load_state()
         if state is not None:
             strategy.restore(state)
-        return _loop(cfg, db, ctx, evs, strategy, runner, progress)
+        return _loop(cfg, db, ctx, evs, strategy, runner, progress, db.get_meta(ORIGINAL_KEY))
     finally:
         runner.close()
         db.close()
 
 
-def _loop(cfg, db, ctx, evs, strategy, runner, progress: bool) -> SearchSummary:
+def _loop(cfg, db, ctx, evs, strategy, runner, progress: bool, original: str) -> SearchSummary:
     from tqdm import tqdm
 
-    tally = Tally()
+    tally = Tally(original)
     for r in db.results():
         tally.add(r)
     summary = SearchSummary(cfg.out)

@@ -16,6 +16,17 @@ from .database import create as create_database
 from .reward import cost_ratio, pareto
 
 
+ORIGINAL_KEY = "original_fingerprint"  # meta key: the fingerprint of the operator the model already has
+
+
+def best_result(results: list[Result], original: str = "") -> Result | None:
+    """The ok result with the highest reward (the first evaluated among equals) that does not compute the original
+    layer's function (``original``: its fingerprint): swapping the original in for itself changes nothing, so the
+    MCTS seed conv2d, or a weight-layout twin of it, is a baseline, not a find.  None when there is no such result."""
+    found = [r for r in results if r.status == OK and r.fingerprint != original]
+    return max(found, key=lambda r: r.reward) if found else None
+
+
 def pareto_results(results: list[Result]) -> list[Result]:
     """The ok results no other beats in (cost ratio, accuracy ratio), by cost; the reward stands in for the
     accuracy ratio when no accuracy was measured (then the front is the cheapest operator alone)."""
@@ -33,13 +44,15 @@ def quality_of(result: Result) -> float:
 class SearchRecord:
     """Everything a search directory holds, read at once: ``config`` as stored (what a resume must repeat),
     ``reference`` the original operator's metrics per evaluator, ``layers`` the model's layer groups (binding,
-    count, layer names: what ``metric_layer{i}`` metrics are indexed by), ``results`` in evaluation order."""
+    count, layer names: what ``metric_layer{i}`` metrics are indexed by), ``results`` in evaluation order,
+    ``original`` the fingerprint of the original operator ("" in a search stored before it was recorded)."""
 
     out: str
     config: dict[str, Any]
     reference: dict[str, dict[str, float]]
     layers: list[dict[str, Any]]
     results: list[Result]
+    original: str = ""
 
     @property
     def ok(self) -> list[Result]:
@@ -51,15 +64,17 @@ class SearchRecord:
 
     @property
     def best(self) -> Result:
-        """The ok result with the highest reward (the first evaluated among equals)."""
-        ok = self.ok
-        if not ok:
-            raise SynoError(f"the search in {self.out} has no successfully evaluated operator yet")
-        return max(ok, key=lambda r: r.reward)
+        """The best find (:func:`best_result`): the highest reward among the ok results other than the original."""
+        best = best_result(self.results, self.original)
+        if best is None:
+            what = "operator other than the original" if self.ok else "operator"
+            raise SynoError(f"the search in {self.out} has no successfully evaluated {what} yet: "
+                            "continue it with a larger budget")
+        return best
 
     def to_json(self) -> dict[str, Any]:
         return {"out": self.out, "config": self.config, "reference": self.reference, "layers": self.layers,
-                "results": [r.to_json() for r in self.results]}
+                "results": [r.to_json() for r in self.results], "original": self.original}
 
 
 def load(out: "str | Path") -> SearchRecord:
@@ -70,7 +85,7 @@ def load(out: "str | Path") -> SearchRecord:
     db = create_database("sqlite", Path(out))
     try:
         return SearchRecord(str(out), db.get_meta("config") or {}, db.get_meta("reference") or {},
-                            db.get_meta("layers") or [], db.results())
+                            db.get_meta("layers") or [], db.results(), db.get_meta(ORIGINAL_KEY) or "")
     finally:
         db.close()
 

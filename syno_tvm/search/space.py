@@ -159,6 +159,11 @@ class SearchSpace:
         loc = locate(self.space, op)
         return tuple(loc.path) if loc.found else None
 
+    def original_fingerprint(self) -> str:
+        """The fingerprint of the spec's reference operator (the layer as the model has it): a candidate with this
+        fingerprint computes the original function, so it is a baseline for the search, never a find."""
+        return fingerprint(named(self.spec.reference), self.spec.reference_binding(self.spec.probe_binding))
+
     def known(self, names: Sequence[str]) -> list[tuple[str, Operator]]:
         """Library operators by name (the MCTS seeds)."""
         return [(n, named(n)) for n in names]
