@@ -10,7 +10,9 @@ by X's padded spatial dims, and the Unfolds are applied when the next stage read
 A stage is itself an operator of the same form (factors, index dims, summed dims, primitives), so one TE builder
 lowers all stages.  The search is exhaustive over subsets (an operator has at most a handful of tensors) and
 minimizes FLOPs (``points x number of factors``: one multiply per extra factor and one add per point), breaking
-ties towards fewer stages.
+ties towards fewer stages.  That search, :func:`cheapest_staging`, is shared with the backward lowering
+(``te_backward``: the same recursion over the factors of a gradient's gather) and mirrored by the native engine's
+FLOPs plan (``native/synth/plan.h``, held to :func:`plan` by ``tests/test_synth_native.py``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,42 @@ from dataclasses import dataclass
 from functools import reduce
 from itertools import combinations
 from operator import mul
-from typing import Mapping
+from typing import Callable, Generic, Mapping, Sequence, TypeVar
 
 from ..ir.graph import Operator
+
+S = TypeVar("S")  # a planner's state: the factors still to combine and what is left to sum
+T = TypeVar("T")  # a planner's stage
+
+
+@dataclass(frozen=True)
+class Early(Generic[S, T]):
+    """One early stage over a subset of the factors: the stage, its FLOPs and the state after it."""
+
+    stage: T
+    flops: int
+    rest: S
+
+
+def cheapest_staging(state: S, factors: Callable[[S], Sequence], early: Callable[[S, tuple], "Early[S, T] | None"],
+                     final: Callable[[S], tuple[T, int]]) -> tuple[int, list[T]]:
+    """The FLOPs-minimal sequence of stages from ``state``, ties broken towards fewer stages: every proper subset
+    of ``factors(state)`` that ``early`` can sum something out of first, recursively, against summing everything
+    at once (``final``: the last stage and its FLOPs).  Exhaustive, which is fine: an operator has a handful of
+    tensors.  Returns the total FLOPs and the stages in order."""
+    last, flops = final(state)
+    best, best_stages = (flops, 1), [last]
+    fs = factors(state)
+    for k in range(1, len(fs)):
+        for subset in combinations(fs, k):
+            step = early(state, subset)
+            if step is None:
+                continue
+            rest_flops, rest = cheapest_staging(step.rest, factors, early, final)
+            cand = (step.flops + rest_flops, 1 + len(rest))
+            if cand < best:
+                best, best_stages = cand, [step.stage] + rest
+    return best[0], best_stages
 
 
 @dataclass(frozen=True)
@@ -56,6 +91,7 @@ class _State:
     prims: frozenset[int]                          # not yet lowered (Reduce prims excluded: they are sources)
     factors: tuple[tuple[int, tuple[int, ...]], ...]  # (factor id, dims)
     reduces: frozenset[int]
+    made: int = 0                                  # stages made before this state (names the next result)
 
 
 def plan(op: Operator, binding: Mapping[str, int] | None = None) -> Plan:
@@ -67,30 +103,23 @@ def plan(op: Operator, binding: Mapping[str, int] | None = None) -> Plan:
     start = _State(frozenset(i for i, p in enumerate(op.prims) if p.kind != "reduce"),
                    tuple((t, dims) for t, dims in enumerate(op.tensors)), frozenset(op.reduces))
 
-    def final(state: _State) -> Stage:
+    def final(state: _State) -> tuple[Stage, int]:
         fids = tuple(f for f, _ in state.factors)
         red = tuple(sorted(state.reduces))
-        return Stage(fids, op.output, red, tuple(sorted(state.prims)),
-                     size(list(op.output) + list(red)) * len(fids))
+        stage = Stage(fids, op.output, red, tuple(sorted(state.prims)), size(list(op.output) + list(red)) * len(fids))
+        return stage, stage.flops
 
-    def search(state: _State, next_id: int) -> tuple[int, list[Stage]]:
-        best_stages = [final(state)]
-        best = (best_stages[0].flops, 1)
-        for k in range(1, len(state.factors)):
-            for subset in combinations(state.factors, k):
-                stage = _early_stage(op, state, subset, size)
-                if stage is None:
-                    continue
-                rest = _State(state.prims - set(stage.prims),
-                              tuple(f for f in state.factors if f not in subset) + ((next_id, stage.dims),),
-                              state.reduces - set(stage.reduce))
-                flops, stages = search(rest, next_id + 1)
-                cand = (stage.flops + flops, 1 + len(stages))
-                if cand < best:
-                    best, best_stages = cand, [stage] + stages
-        return best[0], best_stages
+    def early(state: _State, subset: tuple) -> Early[_State, Stage] | None:
+        stage = _early_stage(op, state, subset, size)
+        if stage is None:
+            return None
+        next_id = n_t + state.made  # stage s's result is factor T + s
+        rest = _State(state.prims - set(stage.prims),
+                      tuple(f for f in state.factors if f not in subset) + ((next_id, stage.dims),),
+                      state.reduces - set(stage.reduce), state.made + 1)
+        return Early(stage, stage.flops, rest)
 
-    _, stages = search(start, n_t)
+    _, stages = cheapest_staging(start, lambda st: st.factors, early, final)
     return Plan(tuple(stages), naive)
 
 

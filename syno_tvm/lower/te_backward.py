@@ -15,7 +15,6 @@ The builder's signature ``(dY, X, W1, ...) -> dT_t`` is what ``relax.training.ut
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import combinations
 from math import prod
 from typing import Mapping
 
@@ -26,6 +25,7 @@ from tvm.tirx.analysis import undefined_vars
 from ..ir.graph import Operator
 from ..ir.indexing import Propagation, invert
 from .normalize import fuse_shifts
+from .order import Early, cheapest_staging
 from .te_forward import guarded_product, padded_product, padded_terms, placeholders, plan_padding
 
 
@@ -154,33 +154,38 @@ def _vars(reads: list) -> list:
     return list(out.values())
 
 
+@dataclass(frozen=True)
+class _PlanState:
+    factors: tuple[tuple[int, frozenset], ...]   # (factor id, the iterators it is indexed by)
+    left: frozenset                              # iterators not yet summed out
+    made: int = 0                                # stages made before this state (names the next result)
+
+
 def _plan(uses: list[frozenset], free: frozenset, order: list[Key], extent: Mapping[Key, int]) -> list[_Stage] | None:
     """The FLOPs-minimal stages (``points x factors`` each, ties to fewer stages) over the factors' iterator sets
-    ``uses``, by exhaustive search over factor subsets; None when one reduction is already the cheapest."""
+    ``uses``, by the forward planner's search (:func:`syno_tvm.lower.order.cheapest_staging`); None when one
+    reduction is already the cheapest."""
     n_reads = len(uses)
     out_keys = tuple(k for k in order if k[0] == "y")
 
     def size(keys) -> int:
         return prod(extent[k] for k in keys)
 
-    def search(factors: tuple[tuple[int, frozenset], ...], left: frozenset, next_id: int):
-        final = _Stage(tuple(f for f, _ in factors), out_keys, tuple(k for k in order if k in left))
-        best = (size(out_keys + final.elim) * len(factors), 1, [final])
-        for k in range(1, len(factors)):
-            for subset in combinations(factors, k):
-                others = frozenset().union(*(u for f, u in factors if (f, u) not in subset))
-                mine = frozenset().union(*(u for _, u in subset))
-                elim = (mine & left) - others
-                if not elim:
-                    continue
-                stage = _Stage(tuple(f for f, _ in subset), tuple(x for x in order if x in mine - elim),
-                               tuple(x for x in order if x in elim))
-                rest = tuple(fu for fu in factors if fu not in subset) + ((next_id, frozenset(stage.index)),)
-                flops, count, stages = search(rest, left - elim, next_id + 1)
-                cand = (size(stage.index + stage.elim) * k + flops, count + 1, [stage] + stages)
-                if cand[:2] < best[:2]:
-                    best = cand
-        return best
+    def final(st: _PlanState) -> tuple[_Stage, int]:
+        stage = _Stage(tuple(f for f, _ in st.factors), out_keys, tuple(k for k in order if k in st.left))
+        return stage, size(out_keys + stage.elim) * len(st.factors)
 
-    _, count, stages = search(tuple(enumerate(uses)), free, n_reads)
-    return stages if count > 1 else None
+    def early(st: _PlanState, subset: tuple) -> Early[_PlanState, _Stage] | None:
+        others = frozenset().union(*(u for f, u in st.factors if (f, u) not in subset))
+        mine = frozenset().union(*(u for _, u in subset))
+        elim = (mine & st.left) - others
+        if not elim:
+            return None
+        stage = _Stage(tuple(f for f, _ in subset), tuple(x for x in order if x in mine - elim),
+                       tuple(x for x in order if x in elim))
+        rest = tuple(fu for fu in st.factors if fu not in subset) + ((n_reads + st.made, frozenset(stage.index)),)
+        return Early(stage, size(stage.index + stage.elim) * len(subset),
+                     _PlanState(rest, st.left - elim, st.made + 1))
+
+    _, stages = cheapest_staging(_PlanState(tuple(enumerate(uses)), free), lambda st: st.factors, early, final)
+    return stages if len(stages) > 1 else None
