@@ -86,17 +86,17 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     from .optimize import OptimizeConfig, optimize
-    from .report.markdown import headline
+    from .report.markdown import headline, read_report
 
     config = OptimizeConfig(model=args.model, out=args.out, operator=args.operator, per_layer=args.per_layer,
                             target=args.target, trials=args.trials, rpc=args.rpc, runs=args.runs, width=args.width,
                             accuracy=args.accuracy, budget_policy=args.budget_policy, search=args.search,
                             seed=args.seed)
     out = optimize(config)
-    report = json.loads((out / "report.json").read_text())
+    report = read_report(out)
     for line in headline(report):
         print(line)
-    print(f"wrote {out}/ (report.md, report.json, {report['swapped'].get('library', 'no library')}, tuning/)")
+    print(f"wrote {out}/ (report.md, report.json, {report.swapped.library or 'no library'}, tuning/)")
     return 0
 
 

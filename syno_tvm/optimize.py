@@ -30,6 +30,7 @@ from tvm import relax
 
 from .errors import SynoError
 from .ir.graph import Operator
+from .report.results import Accuracy, ModelRun, OptimizeReport, TrainedModel
 from .tune import targets
 
 DEFAULT_TRIALS = 16
@@ -107,7 +108,7 @@ def _load_model(config: OptimizeConfig):
     return builtin(config.model, width=config.width)
 
 
-def _accuracy(config: OptimizeConfig, choice, decisions: list, progress: bool) -> dict:
+def _accuracy(config: OptimizeConfig, choice, decisions: list, progress: bool) -> Accuracy:
     """Proxy accuracy of the original and the swapped model: the same model (batch set to the recipe's), the same
     layers swapped as in the latency run, one recipe and seed for both."""
     from dataclasses import replace
@@ -125,54 +126,52 @@ def _accuracy(config: OptimizeConfig, choice, decisions: list, progress: bool) -
     # same kept layers (a Gemm's weight is transposed by an op there, so it is not a constant-weight matmul)
     layers = {d.layer: choice if isinstance(choice, Operator) else choice[d.layer] for d in decisions
               if d.action == "swap"}
-    out: dict = {"data": config.accuracy, "recipe": {k: getattr(cfg, k) for k in
-                                                   ("epochs", "limit", "batch", "lr", "optimizer", "seed", "width")}}
+    recipe = {k: getattr(cfg, k) for k in ("epochs", "limit", "batch", "lr", "optimizer", "seed", "width")}
+    trained = {}
     for label, layer_choice in (("original", None), ("swapped", layers)):
         if progress:
             print(f"training the {label} model for the accuracy proxy ({cfg.epochs} epochs, {cfg.limit} images of "
                   f"{cfg.data})", flush=True)
         trainer, history = train(replace(cfg, operator=config.choice_text if layer_choice else None),
                                  progress=progress, choice=layer_choice)
-        out[label] = {"val_acc": history.last["val_acc"], "val_loss": history.last["val_loss"],
-                      "images_per_s": float(np.mean([e["images_per_s"] for e in history.epochs])),
-                      "swapped_layers": sum(d.action == "swap" for d in trainer.graph.decisions)}
-    out["delta_pp"] = 100.0 * (out["swapped"]["val_acc"] - out["original"]["val_acc"])
-    return out
+        trained[label] = TrainedModel(history.last["val_acc"], history.last["val_loss"],
+                                      float(np.mean([e["images_per_s"] for e in history.epochs])),
+                                      sum(d.action == "swap" for d in trainer.graph.decisions))
+    return Accuracy(config.accuracy, recipe, trained["original"], trained["swapped"])
 
 
 def _build_and_time(label: str, mod: tvm.IRModule, target, tune_dir: Path, config: OptimizeConfig, inputs,
-                    lib_path: Path | None, progress: bool, plan) -> dict:
-    """Tune, build, export if asked, measure, as the target's plan (:mod:`.tune.plan`) says; a dict for the report."""
+                    lib_path: Path | None, progress: bool, plan) -> tuple[ModelRun, np.ndarray | None]:
+    """Tune, build, export if asked, measure, as the target's plan (:mod:`.tune.plan`) says; the run for the report
+    and the model's output on ``inputs`` (None where it is not run on this host)."""
     from .tune import compile as C
     from .tune import measure, metaschedule
 
-    entry: dict = {"name": label}
+    run, output = ModelRun(label), None
     if plan.tune != "none":
         if progress:
             print(f"tuning the {label} model ({config.trials} trials per task)", flush=True)
-        tuned = metaschedule.tune(mod, target, tune_dir, config.trials, progress=progress, rpc=plan.tune_rpc,
-                                  policy=config.budget_policy or metaschedule.DEFAULT_POLICY)
-        entry["tuning"] = tuned.to_json()
+        run.tuning = metaschedule.tune(mod, target, tune_dir, config.trials, progress=progress, rpc=plan.tune_rpc,
+                                       policy=config.budget_policy or metaschedule.DEFAULT_POLICY)
         executable = metaschedule.compile_tuned(mod, target, tune_dir)
     else:
-        entry["tuning"] = None
-        entry["note"] = plan.tuned
+        run.note = plan.tuned
         executable = C.build(metaschedule.prepare(mod), target)
     if lib_path is not None:
-        entry["library"] = C.export(executable, lib_path, target).name
+        run.library = C.export(executable, lib_path, target).name
     if plan.measure == "none":
-        entry["latency"], entry["not_measured"] = None, plan.measured
+        run.not_measured = plan.measured
     elif plan.measure == "rpc":
         with tempfile.TemporaryDirectory() as tmp:
             path = C.export(executable, Path(tmp) / "m.so", target)
-            entry["latency"] = measure.measure_rpc(path, config.rpc, inputs, repeat=config.runs).to_json()
+            run.latency = measure.measure_rpc(path, config.rpc, inputs, repeat=config.runs)
     elif plan.measure == "local-cuda":
-        entry["latency"] = measure.measure_local(executable, inputs, repeat=config.runs, dev=tvm.cuda(0)).to_json()
+        run.latency = measure.measure_local(executable, inputs, repeat=config.runs, dev=tvm.cuda(0))
     else:
-        entry["latency"] = measure.measure_local(executable, inputs, repeat=config.runs).to_json()
+        run.latency = measure.measure_local(executable, inputs, repeat=config.runs)
         vm = relax.VirtualMachine(executable, tvm.cpu())
-        entry["output"] = vm["main"](*[tvm.runtime.tensor(a) for a in inputs]).numpy()
-    return entry
+        output = vm["main"](*[tvm.runtime.tensor(a) for a in inputs]).numpy()
+    return run, output
 
 
 def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
@@ -233,34 +232,31 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
             swapped, decisions = _swap(mod, choice)
         machine = measure.machine_facts()
         target_plan = plan(target, config.rpc, config.target, cpu=f"this machine's CPU ({machine['cpu']})")
-        original = _build_and_time("original", mod, target, tune_dir, config, inputs, None, progress, target_plan)
-        result = _build_and_time("swapped", swapped, target, tune_dir, config, inputs, tmp / "model.so", progress,
-                                 target_plan)
+        original, out_original = _build_and_time("original", mod, target, tune_dir, config, inputs, None, progress,
+                                                 target_plan)
+        result, out_swapped = _build_and_time("swapped", swapped, target, tune_dir, config, inputs,
+                                              tmp / "model.so", progress, target_plan)
         ort = None
         if targets.is_host_cpu(target):
             ort = measure.measure_onnxruntime(model, inputs, threads=int(target.attrs.get("num-cores", 1)),
-                                              repeat=config.runs).to_json()
-        diff, outputs = None, (original.pop("output", None), result.pop("output", None))
+                                              repeat=config.runs)
+        diff = None
         swaps = [d for d in decisions if d.action == "swap"]
         new_function = sum(not d.exact for d in swaps)
         if new_function:   # a different function with new weights: its output differs by design
             diff_note = (f"not shown: {new_function} of {len(swaps)} swapped layers compute a new function with new "
                          f"weights (train the swapped model first)")
-        elif outputs[0] is None or outputs[1] is None:
+        elif out_original is None or out_swapped is None:
             diff_note = "not measured on this target"
         else:
-            diff = float(np.abs(outputs[0] - outputs[1]).max())
+            diff = float(np.abs(out_original - out_swapped).max())
             diff_note = "every swapped layer keeps the layer's function: the outputs must agree"
-        report = {
-            "model": str(config.model), "target": str(target), "target_name": config.target,
-            "choice": config.choice_text, "trials_per_task": config.trials,
-            "machine": machine, "plan": target_plan.to_json(), "layers": [d.to_json() for d in decisions],
-            "original": original, "swapped": result, "onnxruntime": ort, "max_abs_output_diff": diff,
-            "output_diff_note": diff_note,
-            "search": found.to_json() if found else None,
-            "accuracy": _accuracy(config, choice, decisions, progress) if config.accuracy else None,
-            "seconds": round(time.time() - start, 1),
-        }
+        report = OptimizeReport(
+            model=str(config.model), target=str(target), target_name=config.target, choice=config.choice_text,
+            trials_per_task=config.trials, machine=machine, plan=target_plan, layers=list(decisions),
+            original=original, swapped=result, onnxruntime=ort, max_abs_output_diff=diff, output_diff_note=diff_note,
+            search=found, accuracy=_accuracy(config, choice, decisions, progress) if config.accuracy else None,
+            seconds=round(time.time() - start, 1))
         write_report(tmp, report)
         for stale in ("model.so", "report.json", "report.md"):  # a library from an earlier run must not outlive it
             (out / stale).unlink(missing_ok=True)
