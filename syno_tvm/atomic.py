@@ -27,10 +27,19 @@ def write_atomically(path: str | Path, write: Callable[[str], None], suffix: str
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp makes the file owner-only (0600); the user's files get the permissions the umask gives a new
+        # file, keeping any execute bits the writer set (a linked library)
+        os.chmod(tmp, os.stat(tmp).st_mode & 0o7777 | (0o666 & ~_umask()))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | Path, text: str) -> None:

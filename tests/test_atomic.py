@@ -34,3 +34,22 @@ def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):
 def test_missing_directory_is_one_line(tmp_path):
     with pytest.raises(SynoError, match="does not exist"):
         write_text(tmp_path / "nope" / "x.txt", "x")
+
+
+def test_written_files_get_the_umask_permissions_not_mkstemp_ones(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "report.md", "x")
+        assert stat.S_IMODE((tmp_path / "report.md").stat().st_mode) == 0o644
+
+        def executable(tmp: str) -> None:
+            with open(tmp, "w") as f:
+                f.write("#!/bin/sh\n")
+            os.chmod(tmp, 0o700)
+        write_atomically(tmp_path / "run.sh", executable)
+        assert stat.S_IMODE((tmp_path / "run.sh").stat().st_mode) == 0o744
+    finally:
+        os.umask(old)
