@@ -8,7 +8,7 @@ AVX2 FMA chains per thread, one thread per core, compiled with gcc), because the
 these cores.  All rows are timed in interleaved rounds; each figure is the median over rounds.
 
 ``--set synth`` (issue 19, item 3) times instead Operator 1, a shift-conv, a grouped conv and ``--random`` operators
-drawn by ``Space.random_final`` on the ``vision`` spec, each swapped into the same layer and tuned alike, and gives
+drawn by the vision spec's sampler (``synth.sampler.create``), each swapped into the same layer and tuned alike, and gives
 each one's GFLOP/s (over its own FLOPs) as a fraction of the tuned conv2d's: the median over the set, Operator 1
 named apart.
 
@@ -111,13 +111,15 @@ def conv_model() -> onnx.ModelProto:
 
 def synthesized(count: int, seed: int) -> list[tuple[str, object]]:
     """Operator 1, a shift-conv, a grouped conv, then ``count`` random operators of the vision space."""
+    from syno_tvm.synth.sampler import create
     from syno_tvm.synth.space import Space
     from syno_tvm.synth.spec import load_spec
 
     ops = [(f"swapped {n} (tuned)", named(n)) for n in ("syno_operator1", "shift_conv", "conv2d_grouped")]
-    space, rng = Space(load_spec("vision")), np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)
+    sampler = create("auto", Space(load_spec("vision")), int(rng.integers(1 << 62)))
     for i in range(count):
-        op = space.random_final(rng).final.operator
+        op = sampler.random_final(rng).final.operator
         ops.append((f"random {i} {op.hash[:10]} (tuned)", op))
     return ops
 

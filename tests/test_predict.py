@@ -94,3 +94,16 @@ def test_update_moves_a_model_towards_new_data():
     before = ranking(-X[:, 0], model.predict(X), g).spearman
     model.update(X[shots], -X[shots, 0], g[shots])     # the new target orders the other way round
     assert ranking(-X[:, 0], model.predict(X), g).spearman > before
+
+
+def test_collect_draws_the_committed_dataset_operators_in_order():
+    """Extending the dataset (a larger --vision) must continue the seeded stream its operators came from."""
+    import itertools
+    import json
+    from pathlib import Path
+
+    from syno_tvm.predict.collect import operators
+
+    committed = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "latency" / "operators.jsonl"
+    want = [json.loads(line)["hash"] for line in itertools.islice(committed.open(), 5)]
+    assert [op.hash for op, _ in operators("vision", 5, 0)][:5] == want

@@ -67,16 +67,18 @@ def default_targets() -> list[Target]:
 def operators(spec_name: str, count: int, seed: int) -> Iterator[tuple[Operator, str]]:
     """``count`` distinct random finals of a built-in spec (the native sampler, seeded), then the library operators
     whose variables the spec's bindings give."""
+    from ..synth.sampler import create
     from ..synth.space import Space
     from ..synth.spec import load_spec
 
     spec = load_spec(spec_name)
     space = Space(spec)
     rng = np.random.default_rng(seed)
+    sampler = create("auto", space, int(rng.integers(1 << 62)))  # the stream the dataset's operators came from
     seen: set[str] = set()
     misses = 0
     while len(seen) < count and misses < 50 * count:
-        op = space.random_final(rng).final.operator
+        op = sampler.random_final(rng).final.operator
         if op.hash in seen:
             misses += 1
             continue
