@@ -88,7 +88,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from .optimize import OptimizeConfig, optimize
     from .report.markdown import headline, read_report
 
-    config = OptimizeConfig(model=args.model, out=args.out, operator=args.operator, per_layer=args.per_layer,
+    if (args.model is None) == (args.model_option is None):
+        raise SynoError("give the model once: syno-tvm optimize MODEL ... or syno-tvm optimize --model MODEL ...")
+    config = OptimizeConfig(model=args.model or args.model_option, out=args.out, operator=args.operator, per_layer=args.per_layer,
                             target=args.target, trials=args.trials, rpc=args.rpc, runs=args.runs, width=args.width,
                             accuracy=args.accuracy, budget_policy=args.budget_policy, search=args.search,
                             seed=args.seed)
@@ -177,7 +179,9 @@ def _optimize_arguments(p: argparse.ArgumentParser) -> None:
     from .optimize import DEFAULT_TRIALS
     from .tune.budget import DEFAULT_POLICY, POLICIES
 
-    p.add_argument("model", help="an ONNX file (static input shapes), or builtin:resnet18-cifar / builtin:small-cnn")
+    p.add_argument("model", nargs="?", help="an ONNX file (static input shapes), or builtin:resnet18-cifar / "
+                   "builtin:small-cnn (or give it as --model, as the other subcommands take it)")
+    p.add_argument("--model", dest="model_option", metavar="MODEL", help="the model, given as an option instead")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--operator", help="one operator (library name or JSON file) for every layer it can serve")
     how.add_argument("--per-layer", metavar="MAP.json", help='a JSON map layer -> operator or null (keep), e.g. '
@@ -203,11 +207,33 @@ def _optimize_arguments(p: argparse.ArgumentParser) -> None:
                    "digits or an .npz with images and labels) and report both validation accuracies")
 
 
+# One example per subcommand, shown at the end of its --help (the README's main job for optimize).
+EXAMPLES = {
+    "show": "syno-tvm show syno_operator1 --bind C_in=8,C_out=16,H=8,W=8 --verify",
+    "optimize": "syno-tvm optimize builtin:resnet18-cifar --width 4 --search 12 --trials 4 --accuracy fashion-mnist "
+                "--out out/main",
+    "search": "syno-tvm search --model builtin:resnet18-cifar --strategy mcts --evaluator flops,latency --trials 0 "
+              "--budget 50 --out out/search",
+    "report": "syno-tvm report out/search",
+    "list": "syno-tvm list",
+    "synthesize": "syno-tvm synthesize --spec vision --count 100 --out ops.jsonl",
+    "train": "syno-tvm train --model builtin:resnet18-cifar --width 4 --operator conv2d_grouped:g=2 --epochs 2 "
+             "--limit 3000 --out out/train",
+}
+
+
+def _sub(sub, name: str, help: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".",
+                          epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="syno-tvm", description="Synthesize neural operators from dimension primitives "
-                                "and deploy them with Apache TVM.")
+                                "and deploy them with Apache TVM.",
+                                epilog="example:\n  " + EXAMPLES["optimize"],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("show", help="print an operator's formula, sizes and TE; optionally verify it numerically")
+    s = _sub(sub, "show", "print an operator's formula, sizes and TE; optionally verify it numerically")
     s.add_argument("operator", help=f"a named operator ({', '.join(LIBRARY)}) or an operator JSON file")
     s.add_argument("--bind", help="variable values, e.g. C_in=8,C_out=16,H=8,W=8 (coefficients like k=5 too)")
     s.add_argument("--verify", action="store_true", help="compile forward and backward and compare with the numpy "
@@ -217,22 +243,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--tir", action="store_true", help="print the forward PrimFunc (TVMScript)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random test tensors")
     s.set_defaults(fn=cmd_show)
-    o = sub.add_parser("optimize", help="swap operators into an ONNX model, tune with MetaSchedule, build, measure "
+    o = _sub(sub, "optimize", "swap operators into an ONNX model, tune with MetaSchedule, build, measure "
                        "against the tuned original and onnxruntime; writes library, database and report")
     _optimize_arguments(o)
     o.set_defaults(fn=cmd_optimize)
-    se = sub.add_parser("search", help="search the synthesis space (MCTS or random) for operators that are cheaper "
+    se = _sub(sub, "search", "search the synthesis space (MCTS or random) for operators that are cheaper "
                         "than the original layer at (almost) its accuracy; every result goes to OUT/search.sqlite")
     _search_arguments(se)
     se.set_defaults(fn=cmd_search)
-    rp = sub.add_parser("report", help="Pareto plot, formulas, pictures, table, best.json and per_layer.json of a "
+    rp = _sub(sub, "report", "Pareto plot, formulas, pictures, table, best.json and per_layer.json of a "
                         "search directory")
     rp.add_argument("dir", help="a syno-tvm search --out directory")
     rp.add_argument("--no-pictures", action="store_true", help="no graphviz pictures of the Pareto operators")
     rp.set_defaults(fn=cmd_report)
-    ls = sub.add_parser("list", help="list the named operators")
+    ls = _sub(sub, "list", "list the named operators")
     ls.set_defaults(fn=cmd_list)
-    sy = sub.add_parser("synthesize", help="write N distinct valid operators of a spec's space as JSON lines")
+    sy = _sub(sub, "synthesize", "write N distinct valid operators of a spec's space as JSON lines")
     sy.add_argument("--spec", default="vision", help="vision, transformer or a JSON spec file")
     sy.add_argument("--model", help="an ONNX model (or builtin:NAME) whose layers the operators must serve "
                     "(replaces the spec's layer bindings)")
@@ -244,7 +270,7 @@ def parser() -> argparse.ArgumentParser:
     sy.add_argument("--out", default="ops.jsonl", help="output file, one JSON operator record per line")
     sy.add_argument("--quiet", action="store_true", help="no progress bar")
     sy.set_defaults(fn=cmd_synthesize)
-    t = sub.add_parser("train", help="train a model (optionally with an operator swapped in) inside TVM")
+    t = _sub(sub, "train", "train a model (optionally with an operator swapped in) inside TVM")
     t.add_argument("--model", default="builtin:resnet18-cifar", help="builtin:resnet18-cifar, builtin:small-cnn, "
                    "builtin:vit-tiny or an .onnx classifier (its batch dimension is set to --batch)")
     t.add_argument("--operator", help="swap this operator (named or JSON file) into every eligible layer")

@@ -222,3 +222,26 @@ def test_coefficient_that_breaks_the_example_says_so(capsys):
 def test_bad_bind_value_blames_the_bind_not_the_example(capsys):
     line = assert_user_error(*run(capsys, "show", "conv2d_grouped:g=4", "--bind", "C_in=6")[::2], "C_in=6")
     assert "example binding" not in line
+
+
+def test_every_subcommand_help_ends_with_an_example_that_parses(capsys):
+    import shlex
+
+    from syno_tvm.cli import EXAMPLES, parser
+
+    for name, example in EXAMPLES.items():
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert f"example:\n  {example}" in capsys.readouterr().out
+        args = parser().parse_args(shlex.split(example)[1:])
+        assert args.command == name
+
+
+def test_optimize_takes_the_model_as_an_option_too(capsys, tmp_path):
+    from syno_tvm.cli import parser
+
+    args = parser().parse_args(["optimize", "--model", "builtin:small-cnn", "--operator", "conv2d", "--out", "o"])
+    assert args.model is None and args.model_option == "builtin:small-cnn"
+    assert main(["optimize", "--operator", "conv2d", "--out", str(tmp_path / "o")]) == 2
+    assert "give the model once" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
