@@ -131,6 +131,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict.model import predict
+
+    op, example = load_operator(args.operator)
+    result = predict(op, bound(op, example, args.bind or ""), args.data)
+    for line in result.lines():
+        print(line)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .search.report import write_report
 
@@ -147,8 +157,10 @@ def _search_arguments(p: argparse.ArgumentParser) -> None:
                    "builtin:small-cnn: the layers the operators must serve and the latency/FLOPs are summed over")
     p.add_argument("--spec", default="vision", help="vision, transformer or a JSON spec file")
     p.add_argument("--strategy", choices=["mcts", "random"], default="mcts")
-    p.add_argument("--evaluator", default="flops", help="flops, latency, accuracy or a comma list, cheapest first "
-                   "(a cascade: the later ones run only on candidates the earlier ones did not prune)")
+    p.add_argument("--evaluator", default="flops", help="flops, predicted, latency, accuracy or a comma list, cheapest "
+                   "first (a cascade: the later ones run only on candidates the earlier ones did not prune); predicted "
+                   "is the tuned latency predicted from the default build's time by the model fitted on "
+                   "benchmarks/data/latency")
     stop = p.add_argument_group("when to stop (one or both)")
     stop.add_argument("--budget", type=int, help="evaluations in all (failed ones included; a resume counts on)")
     stop.add_argument("--time", help="wall time of this run: 2h, 30m, 90s or seconds")
@@ -216,6 +228,7 @@ EXAMPLES = {
               "--budget 50 --out out/search",
     "report": "syno-tvm report out/search",
     "list": "syno-tvm list",
+    "predict": "syno-tvm predict syno_operator1 --bind C_in=64,C_out=64,H=32,W=32",
     "synthesize": "syno-tvm synthesize --spec vision --count 100 --out ops.jsonl",
     "train": "syno-tvm train --model builtin:resnet18-cifar --width 4 --operator conv2d_grouped:g=2 --epochs 2 "
              "--limit 3000 --out out/train",
@@ -256,6 +269,12 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("dir", help="a syno-tvm search --out directory")
     rp.add_argument("--no-pictures", action="store_true", help="no graphviz pictures of the Pareto operators")
     rp.set_defaults(fn=cmd_report)
+    pr = _sub(sub, "predict", "predict an operator's tuned latency at a binding on this CPU, with the measured rows "
+              "the prediction leans on")
+    pr.add_argument("operator", help="a named operator or an operator JSON file")
+    pr.add_argument("--bind", help="variable values, e.g. C_in=64,C_out=64,H=32,W=32 (default: the example binding)")
+    pr.add_argument("--data", help="latency dataset directory (default: benchmarks/data/latency)")
+    pr.set_defaults(fn=cmd_predict)
     ls = _sub(sub, "list", "list the named operators")
     ls.set_defaults(fn=cmd_list)
     sy = _sub(sub, "synthesize", "write N distinct valid operators of a spec's space as JSON lines")

@@ -107,3 +107,51 @@ def test_collect_draws_the_committed_dataset_operators_in_order():
     committed = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "latency" / "operators.jsonl"
     want = [json.loads(line)["hash"] for line in itertools.islice(committed.open(), 5)]
     assert [op.hash for op, _ in operators("vision", 5, 0)][:5] == want
+
+
+def test_tuned_latency_model_on_the_committed_dataset():
+    """Fitted on the committed rows, the model orders held-in rows by tuned time, and the nearest measured row
+    of a dataset operator at its own binding is that row."""
+    from scipy.stats import spearmanr
+
+    from syno_tvm.predict.dataset import Dataset
+    from syno_tvm.predict.model import DEFAULT_DATA, TunedLatencyModel, choose_target
+
+    ds = Dataset.open(DEFAULT_DATA)
+    target = choose_target(ds, "no-such-target")
+    model = TunedLatencyModel.fit(ds, target)
+    rows = model.rows[:60]
+    pred = [model.predict_us(ds.operators[r.op_hash], r.binding, r.untuned_us) for r in rows]
+    assert spearmanr(pred, [r.tuned_us for r in rows])[0] > 0.8
+    r = rows[0]
+    assert model.neighbours(ds.operators[r.op_hash], r.binding, r.untuned_us, k=1)[0] == r
+
+
+def test_search_with_the_predicted_evaluator(tmp_path):
+    """A cascade flops,predicted: every ok result has a predicted ratio against the reference, and the reward's
+    cost is that ratio (no measured latency)."""
+    from syno_tvm.search.driver import SearchConfig, search
+    from syno_tvm.search.results import load
+    from syno_tvm.search.reward import Reward
+
+    out = tmp_path / "s"
+    search(SearchConfig(out=str(out), model="builtin:small-cnn", strategy="random", evaluators=("flops", "predicted"),
+                        budget=3, seed=0), progress=False)
+    rec = load(out)
+    ref = rec.reference["predicted"]["predicted_ms"]
+    assert ref > 0
+    ok = rec.ok
+    assert len(ok) == 3
+    for r in ok:
+        assert abs(r.metrics["predicted_ratio"] - r.metrics["predicted_ms"] / ref) < 1e-9
+        assert r.versions["predicted"].startswith("1-") and "rows" in r.versions["predicted"]
+        assert abs(r.reward - Reward()({"predicted_ratio": r.metrics["predicted_ratio"],
+                                        "flops_ratio": 123.0})) < 1e-9
+
+
+def test_cli_predict_prints_the_prediction_and_neighbours(capsys):
+    from syno_tvm.cli import main
+
+    assert main(["predict", "conv2d", "--bind", "C_in=16,C_out=16,H=8,W=8"]) == 0
+    out = capsys.readouterr().out
+    assert "predicted tuned:" in out and "nearest measured rows:" in out and out.count(" at resnet18_") == 3

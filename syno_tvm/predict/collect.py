@@ -108,7 +108,7 @@ def binding_for(op: Operator, spec_name: str, primaries: dict[str, int]) -> dict
     return spec.reference_binding(spec.variables.binding(primaries))
 
 
-def _time_untuned(op: Operator, binding: dict[str, int], target) -> float:
+def time_untuned(op: Operator, binding: dict[str, int], target) -> float:
     """Microseconds of the default-schedule kernel (TVM's llvm build, no MetaSchedule)."""
     import tvm
 
@@ -195,7 +195,7 @@ def collect(root: "str | Path", ops: Iterable[tuple[Operator, str, str]], target
             ok = []
             for i, (op, _, b) in enumerate(batch):
                 try:
-                    untuned[i] = _time_untuned(op, b, tvm_target)
+                    untuned[i] = time_untuned(op, b, tvm_target)
                     ok.append(i)
                 except Exception as e:  # a lowering or build failure is data: recorded, the rest go on
                     untuned[i] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}"

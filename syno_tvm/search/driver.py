@@ -101,7 +101,7 @@ def parse_duration(text: str) -> float:
 
 def _evaluators(cfg: SearchConfig) -> list[Evaluator]:
     if not cfg.evaluators:
-        raise SynoError("--evaluator needs at least one of flops, latency, accuracy")
+        raise SynoError("--evaluator needs at least one of flops, predicted, latency, accuracy")
     if len(set(cfg.evaluators)) != len(cfg.evaluators):
         raise SynoError(f"--evaluator lists one evaluator twice: {','.join(cfg.evaluators)}")
     opts = {"latency": {"trials": cfg.latency_trials}, "accuracy": {"recipe": cfg.accuracy_recipe}}

@@ -70,9 +70,12 @@ class PerLayerPlan:
 
 
 def _cost_key(record: SearchRecord) -> tuple[str, str, str]:
-    """(evaluator, per-layer metric prefix, ratio name): latency when it was measured, else FLOPs."""
+    """(evaluator, per-layer metric prefix, ratio name): latency when it was measured, else predicted latency,
+    else FLOPs."""
     if "latency" in record.reference:
         return "latency", "latency_ms_layer", "latency_ratio"
+    if "predicted" in record.reference:
+        return "predicted", "predicted_us_layer", "predicted_ratio"
     if "flops" in record.reference:
         return "flops", "flops_layer", "flops_ratio"
     raise SynoError(f"the search in {record.out} measured neither latency nor FLOPs: no per-layer cost to compare")

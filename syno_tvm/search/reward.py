@@ -2,7 +2,8 @@
 operator on the same model, target and budget.
 
 With ``a`` the candidate's proxy accuracy over the original's (``accuracy_ratio``; 1 when no accuracy evaluator
-ran) and ``r`` its cost over the original's (``latency_ratio`` when latency was measured, else ``flops_ratio``):
+ran) and ``r`` its cost over the original's (``latency_ratio`` when latency was measured, else the predicted
+``predicted_ratio``, else ``flops_ratio``):
 
     A = (max(a - lb, 0) / (ub - lb)) ** p                     Syno's accuracy shaping (session.py), relative here
     R = A * (r / target) ** w,   w = alpha if r <= target else beta          MnasNet's latency-aware reward
@@ -61,8 +62,7 @@ class Reward:
         return (max(r, 1e-9) / self.target) ** (alpha if r <= self.target else beta)
 
     def __call__(self, metrics: dict[str, float]) -> float:
-        cost = metrics.get("latency_ratio", metrics.get("flops_ratio"))
-        return self.accuracy_term(metrics.get("accuracy_ratio")) * self.cost_term(cost)
+        return self.accuracy_term(metrics.get("accuracy_ratio")) * self.cost_term(cost_ratio(metrics))
 
     def score(self, result: Result) -> float:
         return self(result.metrics) if result.status == OK else 0.0
@@ -71,9 +71,13 @@ class Reward:
         return asdict(self)
 
 
+COST_RATIOS = ("latency_ratio", "predicted_ratio", "flops_ratio")  # the best-informed cost first
+
+
 def cost_ratio(metrics: dict[str, float]) -> float | None:
-    """The cost a report plots: latency relative to the original when measured, else FLOPs."""
-    return metrics.get("latency_ratio", metrics.get("flops_ratio"))
+    """The cost the reward uses and a report plots: measured latency relative to the original, else predicted
+    latency, else FLOPs."""
+    return next((metrics[k] for k in COST_RATIOS if k in metrics), None)
 
 
 def pareto(points: list[tuple[float, float]]) -> list[int]:

@@ -11,12 +11,14 @@ __all__ = ["Evaluator", "cascade", "create"]
 
 
 def create(name: str, **options: Any) -> Evaluator:
-    """``flops``, ``latency`` or ``accuracy``; ``options`` go to the evaluator's constructor."""
+    """``flops``, ``predicted``, ``latency`` or ``accuracy``; ``options`` go to the evaluator's constructor."""
     from .accuracy import AccuracyEvaluator
     from .flops import FlopsEvaluator
     from .latency import LatencyEvaluator
+    from .predicted import PredictedEvaluator
 
-    kinds = {"flops": FlopsEvaluator, "latency": LatencyEvaluator, "accuracy": AccuracyEvaluator}
+    kinds = {"flops": FlopsEvaluator, "predicted": PredictedEvaluator, "latency": LatencyEvaluator,
+             "accuracy": AccuracyEvaluator}
     if name not in kinds:
         raise SynoError(f"unknown evaluator '{name}': use {', '.join(kinds)} (a comma list is a cascade)")
     return kinds[name](**options)
