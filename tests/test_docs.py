@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from repo_tools import REPO, load_tool
 
 
 def _docs_tool():
-    spec = importlib.util.spec_from_file_location("docs_tool", REPO / "tools" / "docs.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("docs")
 
 
 def test_rules_page_is_generated_from_the_code():

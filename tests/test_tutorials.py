@@ -5,21 +5,15 @@ a repository page."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import nbformat
 import pytest
+from repo_tools import REPO, load_tool
 
-REPO = Path(__file__).resolve().parent.parent
 TUTORIALS = sorted((REPO / "tutorials").glob("*.ipynb"))
 
 
 def _runner():
-    spec = importlib.util.spec_from_file_location("tutorial_runner", REPO / "tools" / "notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("notebooks")
 
 
 def test_there_are_tutorials():
