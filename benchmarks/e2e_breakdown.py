@@ -180,6 +180,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds")
     ap.add_argument("--models", default="original,syno_operator1", help="comma-separated subset of the two models")
     ap.add_argument("--budget-policy", choices=POLICIES, default=DEFAULT_POLICY)
+    ap.add_argument("--equality", default="structural", help="task equality of the tuning (metaschedule.EQUALITIES), "
+                    "or a comma list to tune and time each side by side (then each in WORK_DIR/<equality>)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     print("command: python " + " ".join(shlex.quote(a) for a in sys.argv))
@@ -196,9 +198,13 @@ def main() -> int:
     dev = tvm.cpu()
     x = [tvm.runtime.tensor(a, dev) for a in inputs]
     built = {}
-    for name, variant in variants(mod, args.models.split(",")):
-        tuned = metaschedule.tune(variant, target, args.work_dir, args.trials, policy=args.budget_policy)
-        applied = metaschedule.apply_database(variant, target, args.work_dir)
+    equalities = [e.strip() for e in args.equality.split(",") if e.strip()]
+    for equality, (name, variant) in [(e, v) for e in equalities for v in variants(mod, args.models.split(","))]:
+        work = args.work_dir if len(equalities) == 1 else os.path.join(args.work_dir, equality)
+        if len(equalities) > 1:
+            name = f"{name} [{equality}]"
+        tuned = metaschedule.tune(variant, target, work, args.trials, policy=args.budget_policy, equality=equality)
+        applied = metaschedule.apply_database(variant, target, work)
         kernels, calls = tvm_kernels(variant)
         timers = {k: kernel_runner(applied[k], target, [tuple(s) for s in kern.shapes], dev)
                   for k, kern in kernels.items()}
@@ -233,7 +239,7 @@ def main() -> int:
         print(f"\n== {name}: model {total:.3f} ms (VM time_evaluator), kernels timed alone sum to {in_kernels:.3f} ms, "
               f"outside kernels {total - in_kernels:.3f} ms ({100 * (total - in_kernels) / total:.0f} %); "
               f"onnxruntime original {ort_total:.3f} ms (its nodes sum to {ort_node_sum_ms:.3f} ms)")
-        matched = match_ort(calls, ort_nodes, conv_of_node(model)) if name == "tvm tuned original" else []
+        matched = match_ort(calls, ort_nodes, conv_of_node(model)) if name.startswith("tvm tuned original") else []
         print(f"{'kernel':34s} {'calls':>5s} {'us/call':>8s} {'share':>6s} {'MFLOP':>7s} {'GFLOP/s':>8s}"
               + (f" {'ORT node':>24s} {'ORT us':>7s} {'TVM/ORT':>7s}" if matched else ""))
         rows = []

@@ -131,3 +131,41 @@ def test_rpc_spec_errors_are_one_line():
         measure.RpcSpec.parse("10.0.0.2")
     with pytest.raises(SynoError, match="cannot reach the RPC server"):
         measure.RpcSpec.parse("127.0.0.1:1").connect()
+
+
+def _two_fusions() -> onnx.ModelProto:
+    """The same 3x3 conv twice, fused into different epilogues (relu; add + relu), as in a ResNet block."""
+    rng = np.random.default_rng(2)
+    w1, w2 = (rng.standard_normal((8, 8, 3, 3)).astype("float32") * 0.2 for _ in range(2))
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c1"], ["r1"]),
+         helper.make_node("Conv", ["r1", "w2"], ["c2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+         helper.make_node("Add", ["c2", "x"], ["s"]), helper.make_node("Relu", ["s"], ["y"])], "two_fusions",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_anchor_block_equality_tunes_one_conv_for_both_fusions(tmp_path):
+    import onnxruntime as ort
+
+    model = _two_fusions()
+    mod, target = import_onnx(model), targets.host()
+    structural = metaschedule.tune(mod, target, tmp_path / "s", trials=2, progress=False)
+    anchor = metaschedule.tune(mod, target, tmp_path / "a", trials=2, progress=False, equality="anchor-block")
+    assert len(anchor.tasks) < len(structural.tasks)
+    assert metaschedule.equality_of(tmp_path / "a") == "anchor-block"
+    again = metaschedule.tune(mod, target, tmp_path / "a", trials=2, progress=False)   # the directory's own
+    assert again.new_trials == 0
+    with pytest.raises(SynoError, match="anchor-block task equality"):
+        metaschedule.tune(mod, target, tmp_path / "a", trials=2, progress=False, equality="structural")
+    applied = metaschedule.apply_database(mod, target, tmp_path / "a")
+    convs = [f for gv, f in applied.functions_items() if isinstance(f, tvm.tirx.PrimFunc) and "conv" in gv.name_hint]
+    assert len(convs) == 2 and all(f.attrs["tirx.is_scheduled"] for f in convs)
+    x = measure.input_arrays(model)
+    vm = relax.VirtualMachine(metaschedule.compile_tuned(mod, target, tmp_path / "a"), tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(x[0])).numpy()
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x[0]})[0]
+    assert np.abs(got - want).max() / np.abs(want).max() < 1e-4

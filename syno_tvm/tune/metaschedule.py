@@ -117,11 +117,36 @@ def _workload_key(mod: tvm.IRModule) -> str:
     return f"{tvm_ffi.structural_hash(mod) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
-def open_database(work_dir: "str | Path") -> ms.database.JSONDatabase:
-    """The JSON database in ``work_dir`` (created if missing)."""
+# How tasks are told apart.  ``structural``: every fused PrimFunc is its own task.  ``anchor-block``: functions
+# whose heaviest block (the conv or matmul) is the same share one task and one schedule, the epilogue (bias, add,
+# relu) inlined into it: ResNet-18's conv2d fused with add+relu and with add+add+relu is then tuned once, with the
+# trials of both (benchmarks/e2e_breakdown.py measured the same conv 2x apart when tuned as two tasks).
+EQUALITIES = ("structural", "anchor-block")
+EQUALITY_FILE = "module_equality.txt"  # which one a work directory's database was written with
+
+
+def equality_of(work_dir: "str | Path") -> str:
+    """The task equality the database in ``work_dir`` uses (``structural`` for one written before it was recorded)."""
+    path = Path(work_dir) / EQUALITY_FILE
+    return path.read_text().strip() if path.is_file() else "structural"
+
+
+def open_database(work_dir: "str | Path", equality: str | None = None) -> ms.database.JSONDatabase:
+    """The JSON database in ``work_dir`` (created if missing), keyed by the work directory's task equality; a
+    different ``equality`` for a database that exists is refused (its records would not match)."""
     path = Path(work_dir)
     path.mkdir(parents=True, exist_ok=True)
-    return ms.database.JSONDatabase(work_dir=str(path))
+    stored = equality_of(path)
+    fresh = not any(path.glob("database_*.json")) or all(p.stat().st_size == 0 for p in path.glob("database_*.json"))
+    if equality is not None and equality not in EQUALITIES:
+        raise SynoError(f"unknown task equality '{equality}': use one of {', '.join(EQUALITIES)}")
+    if equality is not None and equality != stored:
+        if not fresh:
+            raise SynoError(f"the tuning database in {path} was tuned with {stored} task equality, not {equality}: "
+                            "use another work directory")
+        write_text(path / EQUALITY_FILE, equality + "\n")
+        stored = equality
+    return ms.database.JSONDatabase(work_dir=str(path), module_equality=stored)
 
 
 def _best_us(db: ms.database.Database, mod: tvm.IRModule) -> float | None:
@@ -164,9 +189,11 @@ def _without_custom_rules(mod: tvm.IRModule) -> tvm.IRModule:
 
 
 def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", trials: int, *,
-         seed: int = 0, progress: bool = True, rpc: "str | None" = None, policy: str = DEFAULT_POLICY) -> TuneResult:
+         seed: int = 0, progress: bool = True, rpc: "str | None" = None, policy: str = DEFAULT_POLICY,
+         equality: str | None = None) -> TuneResult:
     """Tune the tasks of ``mod`` with a budget of ``trials`` per task spread by ``policy`` (module docstring),
-    skipping what the database already holds at this budget.
+    skipping what the database already holds at this budget.  ``equality`` (:data:`EQUALITIES`) tells tasks apart;
+    None keeps the work directory's (``structural`` for a new one).
 
     Candidates run on this machine's CPU (MetaSchedule's local runner) or, with ``rpc`` (``host:port:key`` of a
     tracker), on the tracker's device of that key (:mod:`.ms_rpc`: an aarch64 board, or this CPU behind an RPC
@@ -188,10 +215,10 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, work_dir: "str | Path", t
     initializer = partial(_host_intrinsics_only, True if arm else None)
     start = time.time()
     work = Path(work_dir)
-    db = open_database(work)
+    db = open_database(work, equality)
     ledger_path = work / BUDGET_FILE
     ledger: dict[str, int] = json.loads(ledger_path.read_text()) if ledger_path.is_file() else {}
-    extracted = ms.relax_integration.extract_tasks(prepare(mod), target)
+    extracted = ms.relax_integration.extract_tasks(prepare(mod), target, module_equality=equality_of(work))
     todo, stats_all = [], []
     keys = [_workload_key(task.dispatched[0]) for task in extracted]
     # share: the model is the unit (its tasks compete for one budget); its ledger key names policy and workloads
