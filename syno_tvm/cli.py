@@ -90,8 +90,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     if (args.model is None) == (args.model_option is None):
         raise SynoError("give the model once: syno-tvm optimize MODEL ... or syno-tvm optimize --model MODEL ...")
-    config = OptimizeConfig(model=args.model or args.model_option, out=args.out, operator=args.operator, per_layer=args.per_layer,
-                            target=args.target, trials=args.trials, rpc=args.rpc, runs=args.runs, width=args.width,
+    config = OptimizeConfig(model=args.model or args.model_option, out=args.out, operator=args.operator,
+                            per_layer=args.per_layer, target=args.target, trials=args.trials, rpc=args.rpc, runs=args.runs, width=args.width,
                             accuracy=args.accuracy, budget_policy=args.budget_policy, search=args.search,
                             seed=args.seed)
     out = optimize(config)

@@ -56,12 +56,17 @@ class Target:
         return tvm.target.Target({"kind": "llvm", "mcpu": self.mcpu, "num-cores": self.threads})
 
 
-def default_targets() -> list[Target]:
-    """This CPU's own code generation and AVX2 code generation, one thread each."""
+def host_target() -> Target:
+    """This CPU's own code generation on one thread (``<mcpu>-1t``): the target the latency model prefers."""
     from ..tune.targets import host_cpu
 
     cpu = host_cpu()
-    return [Target(f"{cpu}-1t", cpu), Target("haswell-1t", "haswell")]
+    return Target(f"{cpu}-1t", cpu)
+
+
+def default_targets() -> list[Target]:
+    """This CPU's own code generation and AVX2 code generation, one thread each."""
+    return [host_target(), Target("haswell-1t", "haswell")]
 
 
 def operators(spec_name: str, count: int, seed: int) -> Iterator[tuple[Operator, str]]:

@@ -35,9 +35,10 @@ def target_json(target: str) -> str:
     return json.dumps({"kind": "llvm", "mcpu": target.split("-")[0], "num-cores": 1})
 
 
-def row_features(op: Operator, binding: Mapping[str, int], untuned_us: float, target: str) -> np.ndarray:
-    """The model's input: graph and analytic features, then log2 of the untuned time."""
-    return np.append(features(op, binding, GROUPS, target_json(target)), math.log2(max(untuned_us, 1e-3)))
+def row_features(op: Operator, binding: Mapping[str, int], untuned_us: float, target: str,
+                 groups: tuple[str, ...] = GROUPS) -> np.ndarray:
+    """The model's input: the feature ``groups`` (graph and analytic), then log2 of the untuned time."""
+    return np.append(features(op, binding, groups, target_json(target)), math.log2(max(untuned_us, 1e-3)))
 
 
 def choose_target(ds: Dataset, preferred: str) -> str:
@@ -130,11 +131,10 @@ class Prediction:
 
 def predict(op: Operator, binding: Mapping[str, int], data: "str | Path | None" = None, k: int = 3) -> Prediction:
     """Time ``op`` untuned at ``binding`` on this CPU (one core) and predict its tuned time."""
-    from ..tune.targets import host_cpu
-    from .collect import Target, time_untuned
+    from .collect import host_target, time_untuned
 
-    cpu = host_cpu()
-    model = load_model(data, f"{cpu}-1t")
-    untuned = time_untuned(op, dict(binding), Target(f"{cpu}-1t", cpu).tvm())
+    host = host_target()
+    model = load_model(data, host.name)
+    untuned = time_untuned(op, dict(binding), host.tvm())
     return Prediction(model.target, len(model.rows), dict(binding), untuned, model.predict_us(op, binding, untuned),
                       model.neighbours(op, binding, untuned, k))

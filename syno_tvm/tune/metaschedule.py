@@ -120,7 +120,8 @@ def _workload_key(mod: tvm.IRModule) -> str:
 # How tasks are told apart.  ``structural``: every fused PrimFunc is its own task.  ``anchor-block``: functions
 # whose heaviest block (the conv or matmul) is the same share one task and one schedule, the epilogue (bias, add,
 # relu) inlined into it: ResNet-18's conv2d fused with add+relu and with add+add+relu is then tuned once, with the
-# trials of both (benchmarks/e2e_breakdown.py measured the same conv 2x apart when tuned as two tasks).
+# trials of both (benchmarks/e2e_breakdown.py measured the same conv 2x apart when tuned as two tasks).  Structural
+# is the default: at 16 trials per task anchor-block was slower end to end (benchmarks/results/task_equality.txt).
 EQUALITIES = ("structural", "anchor-block")
 EQUALITY_FILE = "module_equality.txt"  # which one a work directory's database was written with
 
@@ -137,11 +138,10 @@ def open_database(work_dir: "str | Path", equality: str | None = None) -> ms.dat
     path = Path(work_dir)
     path.mkdir(parents=True, exist_ok=True)
     stored = equality_of(path)
-    fresh = not any(path.glob("database_*.json")) or all(p.stat().st_size == 0 for p in path.glob("database_*.json"))
     if equality is not None and equality not in EQUALITIES:
         raise SynoError(f"unknown task equality '{equality}': use one of {', '.join(EQUALITIES)}")
     if equality is not None and equality != stored:
-        if not fresh:
+        if any(p.stat().st_size for p in path.glob("database_*.json")):  # records exist: they keep their equality
             raise SynoError(f"the tuning database in {path} was tuned with {stored} task equality, not {equality}: "
                             "use another work directory")
         write_text(path / EQUALITY_FILE, equality + "\n")

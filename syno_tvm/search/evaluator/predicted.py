@@ -36,12 +36,10 @@ class PredictedEvaluator(Evaluator):
     name, tier, ratio = "predicted", 1, "predicted_ratio"
 
     def __init__(self, data: str = "") -> None:
-        from ...predict.collect import Target
-        from ...tune.targets import host_cpu
+        from ...predict.collect import host_target
 
         self.data = data
-        cpu = host_cpu()
-        self.host = Target(f"{cpu}-1t", cpu)
+        self.host = host_target()
         model = _model(self.data, self.host.name)
         self.version = f"1-{model.target}-{len(model.rows)}rows"
 
