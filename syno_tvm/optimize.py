@@ -23,6 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tvm
@@ -30,8 +31,10 @@ from tvm import relax
 
 from .errors import SynoError
 from .ir.graph import Operator
-from .report.results import Accuracy, ModelRun, OptimizeReport, TrainedModel
 from .tune import targets
+
+if TYPE_CHECKING:  # the result types, imported where they are built: the CLI imports this module to parse
+    from .report.results import Accuracy, ModelRun
 
 DEFAULT_TRIALS = 16
 
@@ -114,6 +117,7 @@ def _accuracy(config: OptimizeConfig, choice, decisions: list, progress: bool) -
     from dataclasses import replace
 
     from .relax.models import BUILTIN
+    from .report.results import Accuracy, TrainedModel
     from .train.loop import train
     from .train.proxy import PROXY
 
@@ -144,6 +148,7 @@ def _build_and_time(label: str, mod: tvm.IRModule, target, tune_dir: Path, confi
                     lib_path: Path | None, progress: bool, plan) -> tuple[ModelRun, np.ndarray | None]:
     """Tune, build, export if asked, measure, as the target's plan (:mod:`.tune.plan`) says; the run for the report
     and the model's output on ``inputs`` (None where it is not run on this host)."""
+    from .report.results import ModelRun
     from .tune import compile as C
     from .tune import measure, metaschedule
 
@@ -182,6 +187,7 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
         raise SynoError(f"--search must be at least 1 evaluation (got {config.search})")
     from .relax.frontend import import_onnx
     from .report.markdown import write_report
+    from .report.results import OptimizeReport
     from .tune import measure
     from .tune.plan import plan
 
