@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,37 +112,86 @@ def _load_model(config: OptimizeConfig):
     return builtin(config.model, width=config.width)
 
 
-def _accuracy(config: OptimizeConfig, choice, decisions: list, progress: bool) -> Accuracy:
-    """Proxy accuracy of the original and the swapped model: the same model (batch set to the recipe's), the same
-    layers swapped as in the latency run, one recipe and seed for both."""
-    from dataclasses import replace
+class FinalTraining:
+    """The report's accuracy recipe for one optimize run (:data:`train.proxy.PROXY` on the run's model and data):
+    the original once, and a swapped model per layer -> operator map, each trained once per run.
 
-    from .relax.models import BUILTIN
-    from .report.results import Accuracy, TrainedModel
-    from .train.loop import train
-    from .train.proxy import PROXY
+    With ``cache`` (a JSON file in the resumable search directory) results also outlive the run: a rerun after a
+    kill does not train again what it has trained (training is seeded and deterministic on one machine, so a
+    cached result is the one a retraining would give)."""
 
-    width = PROXY.width
-    if str(config.model).startswith("builtin:"):
-        default = inspect.signature(BUILTIN[str(config.model).removeprefix("builtin:")]).parameters.get("width")
-        width = config.width or (default.default if default is not None else width)
-    cfg = replace(PROXY, model=str(config.model), width=width, data=config.accuracy)
-    # only the swapped layers: the training import (BatchNorm unfolded, constants not folded) need not see the
-    # same kept layers (a Gemm's weight is transposed by an op there, so it is not a constant-weight matmul)
-    layers = {d.layer: choice if isinstance(choice, Operator) else choice[d.layer] for d in decisions
-              if d.action == "swap"}
-    recipe = {k: getattr(cfg, k) for k in ("epochs", "limit", "batch", "lr", "optimizer", "seed", "width")}
-    trained = {}
-    for label, layer_choice in (("original", None), ("swapped", layers)):
-        if progress:
-            print(f"training the {label} model for the accuracy proxy ({cfg.epochs} epochs, {cfg.limit} images of "
-                  f"{cfg.data})", flush=True)
-        trainer, history = train(replace(cfg, operator=config.choice_text if layer_choice else None),
-                                 progress=progress, choice=layer_choice)
-        trained[label] = TrainedModel(history.last["val_acc"], history.last["val_loss"],
-                                      float(np.mean([e["images_per_s"] for e in history.epochs])),
-                                      sum(d.action == "swap" for d in trainer.graph.decisions))
-    return Accuracy(config.accuracy, recipe, trained["original"], trained["swapped"])
+    def __init__(self, config: OptimizeConfig, progress: bool, cache: Path | None = None) -> None:
+        from dataclasses import replace
+
+        from .relax.models import BUILTIN
+        from .train.proxy import PROXY
+
+        width = PROXY.width
+        if str(config.model).startswith("builtin:"):
+            default = inspect.signature(BUILTIN[str(config.model).removeprefix("builtin:")]).parameters.get("width")
+            width = config.width or (default.default if default is not None else width)
+        self.config = config
+        self.cfg = replace(PROXY, model=str(config.model), width=width, data=str(config.accuracy))
+        self.recipe = {k: getattr(self.cfg, k) for k in ("epochs", "limit", "batch", "lr", "optimizer", "seed",
+                                                         "width")}
+        self.progress = progress
+        self.finalists = 0
+        self.cache = cache
+        self.done: dict[str, dict] = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
+
+    def _key(self, layers: "dict[str, Operator] | None") -> str:
+        import hashlib
+
+        ops = {k: hashlib.sha1(json.dumps(op.to_json(), sort_keys=True).encode()).hexdigest()[:16]
+               for k, op in sorted((layers or {}).items())}
+        return json.dumps({"recipe": self.cfg.key(), "layers": ops}, sort_keys=True)
+
+    def train(self, label: str, layers: "dict[str, Operator] | None"):
+        """The trained model (a :class:`TrainedModel`) of the run's model with ``layers`` swapped (None: the
+        original); only the swapped layers are given: the training import (BatchNorm unfolded, constants not
+        folded) need not see the same kept layers (a Gemm's weight is transposed by an op there)."""
+        from dataclasses import replace
+
+        from .atomic import write_text
+        from .report.results import TrainedModel
+        from .train.loop import train
+
+        key = self._key(layers)
+        if key not in self.done:
+            if self.progress:
+                print(f"training the {label} model ({self.cfg.epochs} epochs, {self.cfg.limit} images of "
+                      f"{self.cfg.data})", flush=True)
+            trainer, history = train(replace(self.cfg, operator=label if layers else None), progress=self.progress,
+                                     choice=layers)
+            self.done[key] = TrainedModel(history.last["val_acc"], history.last["val_loss"],
+                                          float(np.mean([e["images_per_s"] for e in history.epochs])),
+                                          sum(d.action == "swap" for d in trainer.graph.decisions)).to_json()
+            if self.cache is not None:
+                write_text(self.cache, json.dumps(self.done, indent=1) + "\n")
+        return TrainedModel(**self.done[key])
+
+    def accuracy_ratio(self, mod: tvm.IRModule, op: Operator) -> float:
+        """A finalist's validation accuracy over the original's, with ``op`` in every layer it serves in ``mod``
+        (the inference model the swap pass will rewrite)."""
+        _, decisions = _swap(mod, op)
+        base = self.train("original", None).val_acc
+        self.finalists += 1
+        acc = self.train(f"finalist {self.finalists}", swapped_layers(op, decisions)).val_acc
+        return acc / base if base > 0 else 0.0
+
+    def accuracy(self, choice, decisions: list) -> Accuracy:
+        """Proxy accuracy of the original and the swapped model: the same layers swapped as in the latency run,
+        one recipe and seed for both."""
+        from .report.results import Accuracy
+
+        return Accuracy(str(self.config.accuracy), self.recipe, self.train("original", None),
+                        self.train("swapped", swapped_layers(choice, decisions)))
+
+
+def swapped_layers(choice, decisions: list) -> "dict[str, Operator]":
+    """Layer -> operator for the layers the swap pass swapped (``choice``: one operator or a per-layer map)."""
+    return {d.layer: choice if isinstance(choice, Operator) else choice[d.layer] for d in decisions
+            if d.action == "swap"}
 
 
 def _build_and_time(label: str, mod: tvm.IRModule, target, tune_dir: Path, config: OptimizeConfig, inputs,
@@ -227,13 +277,18 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
     tune_dir = out / "tuning"
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     found = None
+    training = FinalTraining(config, progress) if config.accuracy else None
     try:
         if config.search is not None:   # out/search is a cache like out/tuning: a rerun resumes it
             from .ir.load import load_operator
             from .search.model_search import search_for_model
 
+            confirm = None
+            if config.accuracy:
+                training = FinalTraining(config, progress, out / "search" / "trained.json")
+                confirm = partial(training.accuracy_ratio, mod)
             found = search_for_model(model, config.width, out / "search", config.search, seed=config.seed,
-                                     progress=progress)
+                                     progress=progress, final_accuracy=confirm)
             choice = load_operator(str(out / found.operator_file))[0]
             swapped, decisions = _swap(mod, choice)
         machine = measure.machine_facts()
@@ -261,7 +316,7 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
             model=str(config.model), target=str(target), target_name=config.target, choice=config.choice_text,
             trials_per_task=config.trials, machine=machine, plan=target_plan, layers=list(decisions),
             original=original, swapped=result, onnxruntime=ort, max_abs_output_diff=diff, output_diff_note=diff_note,
-            search=found, accuracy=_accuracy(config, choice, decisions, progress) if config.accuracy else None,
+            search=found, accuracy=training.accuracy(choice, decisions) if training else None,
             seconds=round(time.time() - start, 1))
         write_report(tmp, report)
         for stale in ("model.so", "report.json", "report.md"):  # a library from an earlier run must not outlive it

@@ -67,3 +67,71 @@ def test_model_without_searchable_layers_fails_before_writing(capsys, tmp_path):
     out = tmp_path / "a" / "out"
     assert main(["optimize", str(path), "--search", "4", "--out", str(out)]) == 2
     assert "no 3x3 conv and no matmul" in capsys.readouterr().err and not (tmp_path / "a").exists()
+
+
+def _result(fp: str, reward: float, accuracy_ratio: float, cost: float, status: str = "ok"):
+    from syno_tvm.ir.library import named
+    from syno_tvm.search.candidate import Candidate, Result
+
+    return Result(Candidate(named("conv2d"), fp), status, {"accuracy_ratio": accuracy_ratio, "latency_ratio": cost},
+                  reward=reward)
+
+
+def test_finalists_are_the_best_few_other_than_the_original_and_the_final_accuracy_reorders_them():
+    from syno_tvm.search.finalists import confirm, finalists
+    from syno_tvm.search.reward import Reward
+
+    results = [_result("orig", 0.99, 1.0, 1.0), _result("a", 0.8, 0.95, 0.1), _result("b", 0.3, 0.85, 0.5),
+               _result("c", 0.5, 0.9, 0.2), _result("d", 0.9, 0.97, 0.1, status="failed"),
+               _result("e", 0.1, 0.7, 0.1)]
+    picks = finalists(results, "orig", 3)
+    assert [r.fingerprint for r in picks] == ["a", "c", "b"]   # failed and original left out, by reward
+    final = {"a": 0.4, "c": 0.95, "b": 1.0}   # "a" does not learn under the final recipe
+    confirmed = confirm(picks, lambda op: final[next(r.fingerprint for r in picks if r.candidate.operator is op)],
+                        Reward())
+    assert [f.fingerprint for f in confirmed] == ["b", "c", "a"]
+    assert confirmed[-1].reward == 0.0 and confirmed[0].accuracy_ratio == 1.0
+    assert confirmed[0].search_accuracy_ratio == 0.85 and confirmed[0].cost_ratio == 0.5
+    assert confirmed[0].reward == pytest.approx(Reward()({"accuracy_ratio": 1.0, "latency_ratio": 0.5}))
+
+
+def test_search_stage_swaps_the_finalist_the_final_recipe_prefers(tmp_path, monkeypatch):
+    monkeypatch.setattr(M, "ACCURACY_RECIPE", "tiny")
+    model = small_cnn(width=8)
+    found = M.search_for_model(model, None, tmp_path / "search", 4, progress=False)
+    record = load(tmp_path / "search")
+    best = record.best
+    # the final recipe says the search's best does not learn: another finalist is chosen, if there is one
+    again = M.search_for_model(model, None, tmp_path / "search", 4, progress=False,
+                               final_accuracy=lambda op: 0.0 if op == best.candidate.operator else 1.0)
+    assert again.finalists and again.operator_file == "search/chosen.json"
+    chosen = json.loads((tmp_path / again.operator_file).read_text())
+    if len(again.finalists) > 1:
+        assert again.fingerprint != found.fingerprint and again.finalists[-1].fingerprint == best.fingerprint
+        assert chosen != best.candidate.operator.to_json()
+    assert chosen == next(r for r in record.results if r.fingerprint == again.fingerprint).candidate.operator.to_json()
+    assert M.ModelSearch.from_json(json.loads(json.dumps(again.to_json()))) == again
+
+
+def test_final_training_of_a_same_function_swap_matches_the_original_and_is_cached(tmp_path, monkeypatch):
+    """conv2d in a training graph keeps the layer's function and initial weights, so its accuracy ratio under the
+    final recipe is 1; a second run with the same cache file trains nothing."""
+    from syno_tvm import optimize as O
+    from syno_tvm.ir.library import named
+    from syno_tvm.relax.frontend import import_onnx
+
+    config = O.OptimizeConfig(model="builtin:small-cnn", out=str(tmp_path / "out"), search=2, width=4,
+                              accuracy="digits")
+    mod = import_onnx(builtin("builtin:small-cnn", width=4))
+    cache = tmp_path / "trained.json"
+    training = O.FinalTraining(config, progress=False, cache=cache)
+    assert training.accuracy_ratio(mod, named("conv2d")) == pytest.approx(1.0, abs=1e-6)
+    assert len(json.loads(cache.read_text())) == 2   # the original and the swapped model
+
+    import syno_tvm.train.loop as loop
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+    monkeypatch.setattr(loop, "train", no_training)
+    assert O.FinalTraining(config, progress=False, cache=cache).accuracy_ratio(mod, named("conv2d")) == \
+        pytest.approx(1.0, abs=1e-6)

@@ -48,9 +48,33 @@ def search_lines(found: ModelSearch | None) -> list[str]:
     ratios = ", ".join(f"{name} {m[key]:.2f}x" for name, key in (("FLOPs", "flops_ratio"),
                        ("default-build latency", "latency_ratio"), ("quick-proxy accuracy", "accuracy_ratio"))
                        if key in m)
-    return [f"searched {found.evaluated} operators ({found.ok} passed every evaluator, {found.pruned} "
-            f"pruned, {found.failed} failed) in {found.seconds:.0f} s; best {found.fingerprint}: "
-            f"{found.formula}", f"best operator vs the original layer: {ratios}"]
+    which = "chosen" if found.finalists else "best"
+    lines = [f"searched {found.evaluated} operators ({found.ok} passed every evaluator, {found.pruned} "
+             f"pruned, {found.failed} failed) in {found.seconds:.0f} s; {which} {found.fingerprint}: "
+             f"{found.formula}", f"{which} operator vs the original layer: {ratios}"]
+    if found.finalists:
+        lines.append(f"the search's best {len(found.finalists)} trained with the final recipe (accuracy ratio, "
+                     "reward): " + ", ".join(f"{f.fingerprint} {f.accuracy_ratio:.2f}x {f.reward:.3f}"
+                                             for f in found.finalists))
+    return lines
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _finalist_rows(found: ModelSearch) -> list[str]:
+    if not found.finalists:
+        return []
+    rows = ["The search's best operators by reward, each trained with the final recipe (the accuracy section's) "
+            "on every layer it serves; the highest reward under that accuracy is swapped in:", "",
+            "| fingerprint | cost ratio | quick-proxy accuracy ratio | search reward | final accuracy ratio | "
+            "reward | formula |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for i, f in enumerate(found.finalists):
+        rows.append(f"| {f.fingerprint}{' (chosen)' if i == 0 else ''} | {_num(f.cost_ratio)} | "
+                    f"{_num(f.search_accuracy_ratio)} | {f.search_reward:.3f} | {f.accuracy_ratio:.3f} | "
+                    f"{f.reward:.3f} | `{f.formula}` |")
+    return rows + [""]
 
 
 def _lat_row(name: str, lat: Latency | None, why: str, base: float | None) -> str:
@@ -101,9 +125,11 @@ def render(report: OptimizeReport) -> str:
                 "original in FLOPs or that latency is not trained; an operator computing the original function is "
                 f"a baseline, not a find). The search's own report: [{found.report}]({found.report}); the operator "
                 f"file: `{found.operator_file}`.", "",
-                f"`{found.formula}`", "", f"![Pareto front of the search]({found.pareto_png})", ""]
+                f"`{found.formula}`", "", *_finalist_rows(found),
+                f"![Pareto front of the search]({found.pareto_png})", ""]
         if found.picture:
-            out += [f"![the best operator's primitive graph]({found.picture})", ""]
+            out += [f"![the {'chosen' if found.finalists else 'best'} operator's primitive graph]({found.picture})",
+                    ""]
     acc = report.accuracy
     if acc:
         r = acc.recipe

@@ -159,5 +159,5 @@ class OptimizeReport:
             dict(data["machine"]), TargetPlan(**data["plan"]), [Decision(**d) for d in data["layers"]],
             ModelRun.from_json(data["original"]), ModelRun.from_json(data["swapped"]),
             Latency(**data["onnxruntime"]) if data.get("onnxruntime") else None, data.get("max_abs_output_diff"),
-            data.get("output_diff_note", ""), ModelSearch(**data["search"]) if data.get("search") else None,
+            data.get("output_diff_note", ""), ModelSearch.from_json(data["search"]) if data.get("search") else None,
             Accuracy.from_json(data["accuracy"]) if data.get("accuracy") else None, data.get("seconds", 0.0))

@@ -11,7 +11,10 @@ model and a budget wants the best operator for *that* model.  This stage picks w
 - a candidate is pruned before training when its FLOPs or its measured latency exceed the original's, so the budget
   goes to operators that can make the model faster;
 - the best is the highest reward among operators that do not compute the original layer's function (MCTS's conv2d
-  seed scores high, as accurate as the original by definition, and swapping it in would change nothing).
+  seed scores high, as accurate as the original by definition, and swapping it in would change nothing);
+- given a final-accuracy function (optimize's final training recipe), the few best are confirmed with it
+  (:mod:`.finalists`) and the best under that accuracy is chosen (``chosen.json``), since the quick proxy can pass
+  an operator that then does not learn.
 
 Everything lives in one directory (``model.onnx``, ``spec.json``, the search database and its report), so a rerun
 after a kill resumes the search where it stopped (a different model there is refused).
@@ -23,18 +26,21 @@ import json
 import shutil
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..atomic import write_atomically, write_text
 from ..errors import SynoError
 from ..ir.formula import operator_formula
+from ..ir.graph import Operator
 from ..synth.spec import BUILTIN as SPECS
 from .candidate import FAILED, PRUNED
 from .database import DB_FILE
 from .driver import SearchConfig, search
 from .evaluator import create as create_evaluator
 from .evaluator.accuracy import SYNO_WIDTH
+from .finalists import Finalist, confirm, finalists
 from .report import write_report
 from .results import best_result, load
 
@@ -63,9 +69,14 @@ class ModelSearch:
     pareto_png: str
     report: str
     seconds: float
+    finalists: list[Finalist] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    @staticmethod
+    def from_json(data: dict) -> "ModelSearch":
+        return ModelSearch(**{**data, "finalists": [Finalist(**f) for f in data.get("finalists", [])]})
 
 
 def choose_spec(model, width: int | None) -> dict:
@@ -95,25 +106,28 @@ def _same_model(path: Path, data: bytes) -> None:
         raise SynoError(f"{path.parent} holds a search of another model: remove it or choose another --out")
 
 
-def _picture(op, folder: Path) -> str | None:
-    """The operator's graph as ``best.dot`` and, where graphviz is installed, ``best.png``."""
+def _picture(op, folder: Path, stem: str) -> str | None:
+    """The operator's graph as ``STEM.dot`` and, where graphviz is installed, ``STEM.png``."""
     from ..report.dot import to_dot
 
-    gv = folder / "best.dot"
+    gv = folder / f"{stem}.dot"
     write_text(gv, to_dot(op))
     dot = shutil.which("dot")
     if dot is None:
         return None
-    png = folder / "best.png"
+    png = folder / f"{stem}.png"
     write_atomically(png, lambda tmp: subprocess.run([dot, "-Tpng", str(gv), "-o", tmp], check=True,
                                                      capture_output=True), suffix=".png")
     return f"{folder.name}/{png.name}"
 
 
 def search_for_model(model, width: int | None, directory: "str | Path", budget: int, target: str = "llvm",
-                     seed: int = 0, progress: bool = True) -> ModelSearch:
+                     seed: int = 0, progress: bool = True,
+                     final_accuracy: Callable[[Operator], float] | None = None) -> ModelSearch:
     """Search ``budget`` candidates for ``model`` (an ONNX ModelProto) in ``directory`` (resumed when it holds this
-    model's search) and write the search report there; the best operator is ``directory/best.json``."""
+    model's search) and write the search report there; the search's best operator is ``directory/best.json``.
+    With ``final_accuracy`` (an operator's accuracy ratio under the final recipe) the best few are confirmed with it
+    and the chosen one is ``directory/chosen.json``."""
     import onnx
 
     if budget < 1:
@@ -148,12 +162,22 @@ def search_for_model(model, width: int | None, directory: "str | Path", budget: 
                         f"passed every evaluator (cheaper than the original and trainable): raise --search, or give "
                         f"--operator NAME")
     write_report(folder)
+    confirmed: list[Finalist] = []
+    stem = "best"
+    if final_accuracy is not None:
+        picks = finalists(record.results, record.original)
+        if progress:
+            print(f"confirming the search's best {len(picks)} with the final training recipe", flush=True)
+        confirmed = confirm(picks, final_accuracy, cfg.reward)
+        best = next(r for r in picks if r.fingerprint == confirmed[0].fingerprint)
+        stem = "chosen"
+        write_text(folder / "chosen.json", json.dumps(best.candidate.operator.to_json(), indent=1) + "\n")
     op = best.candidate.operator
     return ModelSearch(
         directory=folder.name, spec=spec["name"], budget=budget, evaluated=len(record.results), ok=len(record.ok),
         pruned=sum(r.status == PRUNED for r in record.results),
         failed=sum(r.status == FAILED for r in record.results), fingerprint=best.fingerprint,
         reward=best.reward, metrics={k: v for k, v in best.metrics.items() if "_layer" not in k},
-        formula=operator_formula(op), operator_file=f"{folder.name}/best.json", picture=_picture(op, folder),
-        pareto_png=f"{folder.name}/pareto.png", report=f"{folder.name}/report.md",
-        seconds=round(time.time() - start, 1))
+        formula=operator_formula(op), operator_file=f"{folder.name}/{stem}.json",
+        picture=_picture(op, folder, stem), pareto_png=f"{folder.name}/pareto.png",
+        report=f"{folder.name}/report.md", seconds=round(time.time() - start, 1), finalists=confirmed)
