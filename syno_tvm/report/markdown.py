@@ -46,7 +46,8 @@ def search_lines(found: ModelSearch | None) -> list[str]:
         return []
     m = found.metrics
     ratios = ", ".join(f"{name} {m[key]:.2f}x" for name, key in (("FLOPs", "flops_ratio"),
-                       ("default-build latency", "latency_ratio"), ("quick-proxy accuracy", "accuracy_ratio"))
+                       ("default-build latency", "latency_ratio"), ("predicted tuned latency", "predicted_ratio"),
+                       ("quick-proxy accuracy", "accuracy_ratio"))
                        if key in m)
     which = "chosen" if found.finalists else "best"
     lines = [f"searched {found.evaluated} operators ({found.ok} passed every evaluator, {found.pruned} "
@@ -120,11 +121,11 @@ def render(report: OptimizeReport) -> str:
     found = report.search
     if found:
         out += ["## Searched operator", "",
-                f"MCTS over spec `{found.spec}`, {found.evaluated} evaluations (FLOPs, then the latency of TVM's "
-                "default build of each layer binding, then the quick accuracy proxy; an operator costlier than the "
-                "original in FLOPs or that latency is not trained; an operator computing the original function is "
-                f"a baseline, not a find). The search's own report: [{found.report}]({found.report}); the operator "
-                f"file: `{found.operator_file}`.", "",
+                f"MCTS over spec `{found.spec}`, {found.evaluated} evaluations (FLOPs, then the tuned latency of "
+                "each layer binding predicted from its default build, then the quick accuracy proxy; an operator "
+                "costlier than the original in FLOPs or that latency is not trained; an operator computing the "
+                f"original function is a baseline, not a find). The search's own report: [{found.report}]"
+                f"({found.report}); the operator file: `{found.operator_file}`.", "",
                 f"`{found.formula}`", "", *_finalist_rows(found),
                 f"![Pareto front of the search]({found.pareto_png})", ""]
         if found.picture:

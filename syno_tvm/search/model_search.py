@@ -5,11 +5,15 @@ model and a budget wants the best operator for *that* model.  This stage picks w
 
 - the spec by the model's layers: ``vision`` when it has 3x3 convs, else ``transformer`` when it has matmuls, with
   the group coefficient scaled to a built-in model's width (Syno's g=32 is meant at width 64, so width 4 gets g=2);
-- the evaluators, cheapest first: FLOPs, then the latency of TVM's default build of every layer binding (measured
-  on this machine, about a second per candidate; tuned latency is the optimize run's job), then (vision) the
-  ``quick`` accuracy proxy, 1 epoch of the built-in ResNet-18 at width 4 on 1500 images (seconds);
-- a candidate is pruned before training when its FLOPs or its measured latency exceed the original's, so the budget
-  goes to operators that can make the model faster;
+- the evaluators, cheapest first: FLOPs, then the *predicted tuned* latency of every layer binding (TVM's default
+  build timed on this machine, about a second per candidate, then the latency predictor fitted on the committed
+  dataset; tuning is the optimize run's job), then (vision) the ``quick`` accuracy proxy, 1 epoch of the built-in
+  ResNet-18 at width 4 on 1500 images (seconds).  Predicted rather than default-build latency, because the default
+  build ranks operators unlike tuning does: on 2026-12-07 (Rocket Lake) an operator at 0.45x the original's
+  default-build latency ran 0.96x as fast once both models were tuned (predicted 1.18x), another at 0.05x ran 0.36x
+  (predicted 0.36x), and the original's own function scored 0.54x against itself (predicted 1.01x);
+- a candidate is pruned before training when its FLOPs or its predicted latency exceed the original's, so the
+  budget goes to operators that can make the model faster;
 - the best is the highest reward among operators that do not compute the original layer's function (MCTS's conv2d
   seed scores high, as accurate as the original by definition, and swapping it in would change nothing);
 - given a final-accuracy function (optimize's final training recipe), the few best are confirmed with it
@@ -45,7 +49,8 @@ from .report import write_report
 from .results import best_result, load
 
 ACCURACY_RECIPE = "quick"
-MAX_COST_RATIO = 1.0   # FLOPs and default-build latency no higher than the original's, or no training
+COST_EVALUATOR = "predicted"   # the tuned latency the predictor expects (see the module docstring)
+MAX_COST_RATIO = 1.0   # FLOPs and predicted latency no higher than the original's, or no training
 
 
 @dataclass
@@ -141,15 +146,15 @@ def search_for_model(model, width: int | None, directory: "str | Path", budget: 
     spec = choose_spec(model, width)
     write_atomically(model_path, lambda tmp: onnx.save(model, tmp), suffix=".onnx")
     write_text(spec_path, json.dumps(spec, indent=1) + "\n")
-    names = ["flops", "latency"]
-    options: dict[str, dict] = {"latency": {"trials": 0}}
+    names = ["flops", COST_EVALUATOR]
+    options: dict[str, dict] = {}
     if spec["layer_kind"] == "conv2d":
         names.append("accuracy")
         options["accuracy"] = {"recipe": ACCURACY_RECIPE, "spec_width": width or SYNO_WIDTH}
     evaluators = [create_evaluator(n, **options.get(n, {})) for n in names]
     cfg = SearchConfig(out=str(folder), spec=str(spec_path), model=str(model_path), strategy="mcts",
                        evaluators=tuple(names), budget=budget, target=target, seed=seed,
-                       resume=(folder / DB_FILE).is_file(), latency_trials=0, accuracy_recipe=ACCURACY_RECIPE,
+                       resume=(folder / DB_FILE).is_file(), accuracy_recipe=ACCURACY_RECIPE,
                        max_cost_ratio=MAX_COST_RATIO)
     if progress:
         print(f"searching {budget} operators for the model's {spec['layer_kind']} layers (spec {spec['name']}; "
