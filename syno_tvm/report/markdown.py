@@ -123,8 +123,8 @@ def render(report: OptimizeReport) -> str:
         out += ["## Searched operator", "",
                 f"MCTS over spec `{found.spec}`, {found.evaluated} evaluations (FLOPs, then the tuned latency of "
                 "each layer binding predicted from its default build, then the quick accuracy proxy; an operator "
-                "costlier than the original in FLOPs or that latency is not trained; an operator computing the "
-                f"original function is a baseline, not a find). The search's own report: [{found.report}]"
+                "more than 5 % costlier than the original in FLOPs or that latency is not trained; an operator "
+                f"computing the original function is a baseline, not a find). The search's own report: [{found.report}]"
                 f"({found.report}); the operator file: `{found.operator_file}`.", "",
                 f"`{found.formula}`", "", *_finalist_rows(found),
                 f"![Pareto front of the search]({found.pareto_png})", ""]

@@ -50,7 +50,10 @@ from .results import best_result, load
 
 ACCURACY_RECIPE = "quick"
 COST_EVALUATOR = "predicted"   # the tuned latency the predictor expects (see the module docstring)
-MAX_COST_RATIO = 1.0   # FLOPs and predicted latency no higher than the original's, or no training
+# FLOPs and predicted latency at most the original's, or no training; 5 % above it because the predicted latency
+# starts from a measured time: the original's own function (MCTS's seed) measured 0.99x and 1.0002x of itself in
+# two runs, and pruning it in one run and not the other sent MCTS down two different paths
+MAX_COST_RATIO = 1.05
 
 
 @dataclass
