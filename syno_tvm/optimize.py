@@ -81,11 +81,15 @@ def _choice(config: OptimizeConfig) -> "Operator | dict[str, Operator | None]":
     return {layer: None if spec in (None, "keep") else load_operator(spec)[0] for layer, spec in raw.items()}
 
 
-def _swap(mod: tvm.IRModule, choice) -> tuple[tvm.IRModule, list]:
-    from .relax.swap import OperatorSwap
+def _swap(mod: tvm.IRModule, choice, target=None) -> tuple[tvm.IRModule, list]:
+    """The swapped module and the decisions; with a host CPU ``target``, the swapped kernels compiled for it are
+    checked against the numpy reference first (a miscompiled kernel would be deployed and timed as if right)."""
+    from .relax.swap import OperatorSwap, check_compiled_swaps
 
     swap = OperatorSwap(choice)
     swapped = swap(mod)
+    if target is not None and targets.is_host_cpu(target):
+        check_compiled_swaps(swap, target)
     done = [d for d in swap.decisions if d.action == "swap"]
     if isinstance(choice, dict):
         refused = [d for d in swap.decisions if choice.get(d.layer) is not None and d.action != "swap"]
@@ -173,10 +177,17 @@ class FinalTraining:
     def accuracy_ratio(self, mod: tvm.IRModule, op: Operator) -> float:
         """A finalist's validation accuracy over the original's, with ``op`` in every layer it serves in ``mod``
         (the inference model the swap pass will rewrite)."""
+        from .lower.verify import CompiledMismatch
+
         _, decisions = _swap(mod, op)
         base = self.train("original", None).val_acc
         self.finalists += 1
-        acc = self.train(f"finalist {self.finalists}", swapped_layers(op, decisions)).val_acc
+        try:
+            acc = self.train(f"finalist {self.finalists}", swapped_layers(op, decisions)).val_acc
+        except CompiledMismatch as e:   # cannot be trained on this CPU: it learns nothing here
+            if self.progress:
+                print(f"finalist {self.finalists} is not trained: {e}", flush=True)
+            return 0.0
         return acc / base if base > 0 else 0.0
 
     def accuracy(self, choice, decisions: list) -> Accuracy:
@@ -258,7 +269,7 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
     mod = import_onnx(model)
     if config.search is None:
         choice = _choice(config)
-        swapped, decisions = _swap(mod, choice)
+        swapped, decisions = _swap(mod, choice, target)
     else:   # a model the search cannot serve fails now, before anything is written
         from .search.model_search import choose_spec
 
@@ -290,7 +301,7 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
             found = search_for_model(model, config.width, out / "search", config.search, seed=config.seed,
                                      progress=progress, final_accuracy=confirm)
             choice = load_operator(str(out / found.operator_file))[0]
-            swapped, decisions = _swap(mod, choice)
+            swapped, decisions = _swap(mod, choice, target)
         machine = measure.machine_facts()
         target_plan = plan(target, config.rpc, config.target, cpu=f"this machine's CPU ({machine['cpu']})")
         original, out_original = _build_and_time("original", mod, target, tune_dir, config, inputs, None, progress,

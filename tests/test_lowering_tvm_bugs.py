@@ -43,3 +43,71 @@ def test_tvm_nested_floormod_miscompile():
     out = tvm.runtime.tensor(np.zeros(3, "float32"))
     lib(tvm.runtime.tensor(xa), out)
     np.testing.assert_array_equal(out.numpy(), [30, 10, 20])
+
+
+def _gather_op():
+    """A searched operator (fa9d9d05126ab7b8, 2026-12-08) whose forward kernel LLVM miscompiles for any -mcpu."""
+    import json
+    from pathlib import Path
+
+    from syno_tvm.ir.graph import Operator
+
+    return Operator.from_json(json.loads((Path(__file__).parent / "data" / "miscompiled_gather.json").read_text()))
+
+
+GATHER_BINDING = {"N": 2, "C_in": 8, "C_out": 8, "H": 16, "W": 16}
+HASWELL = {"kind": "llvm", "mcpu": "haswell"}
+
+
+def _forward_error(op, binding, target) -> float:
+    from syno_tvm.ir.reference import evaluate
+    from syno_tvm.lower.build import compile_forward
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.uniform(-1, 1, s).astype(np.float32) for k, s in op.shapes(binding).items() if k != "Y"]
+    ref = evaluate(op, binding, arrays)
+    return float(np.abs(compile_forward(op, binding, tvm.target.Target(target))(*arrays) - ref).max())
+
+
+@pytest.mark.xfail(strict=True, reason="apache-tvm 0.27 / LLVM: a gather kernel miscompiled with any -mcpu "
+                   "(one output column wrong; generic x86-64 and opt-level=0 are right)")
+def test_llvm_gather_miscompile_with_mcpu():
+    assert _forward_error(_gather_op(), GATHER_BINDING, {"kind": "llvm"}) < 1e-4   # generic code: right
+    assert _forward_error(_gather_op(), GATHER_BINDING, HASWELL) < 1e-4
+
+
+def test_the_compiled_check_refuses_exactly_the_miscompiled_kernels():
+    """check_compiled raises on this CPU model's code if and only if that code differs from the reference (so it
+    keeps working once LLVM is fixed), and a correct operator passes on the same target."""
+    from syno_tvm.ir.library import named
+    from syno_tvm.lower.verify import CompiledMismatch, check_compiled
+
+    target = tvm.target.Target(HASWELL)
+    wrong = _forward_error(_gather_op(), GATHER_BINDING, HASWELL) > 1e-3
+    if wrong:
+        with pytest.raises(CompiledMismatch, match="differ from the numpy reference"):
+            check_compiled(_gather_op(), GATHER_BINDING, target)
+    else:
+        check_compiled(_gather_op(), GATHER_BINDING, target)
+    check_compiled(named("conv2d"), GATHER_BINDING, target)
+
+
+def test_a_swap_with_a_miscompiled_kernel_is_refused_before_training(monkeypatch):
+    """The swap pass's kernels are checked on the target the trainer builds for: a mismatch stops the Trainer."""
+    import syno_tvm.lower.verify as V
+    from syno_tvm.ir.library import named
+    from syno_tvm.relax.models import small_cnn
+    from syno_tvm.train.loop import Trainer
+    from syno_tvm.train.optim import make
+    from syno_tvm.train.program import build_graph
+
+    graph = build_graph(small_cnn(width=4), named("conv2d"), make("sgd", 0.0), seed=0)
+    real = V.verify
+
+    def wrong(op, binding, **kw):   # the kernels as a miscompile would leave them: the forward off by 1
+        report = real(op, binding, **kw)
+        report.forward = 1.0
+        return report
+    monkeypatch.setattr(V, "verify", wrong)
+    with pytest.raises(V.CompiledMismatch, match="code-generation fault"):
+        Trainer(graph, 1)

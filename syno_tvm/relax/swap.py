@@ -97,6 +97,24 @@ class OperatorSwap:
         return _pass
 
 
+def check_compiled_swaps(swap: OperatorSwap, target) -> None:
+    """Each distinct (operator, binding) the pass swapped in, compiled for ``target`` and checked against the
+    numpy reference (:func:`syno_tvm.lower.verify.check_compiled`): raises ``CompiledMismatch`` on the first that
+    differs.  For CPU targets only (the check runs the kernels here)."""
+    from ..lower.verify import check_compiled
+
+    if target.kind.name != "llvm":
+        return
+    seen = set()
+    for d in swap.decisions:
+        op = swap.used.get(d.layer)
+        key = (op.hash if op is not None else "", tuple(sorted(d.binding.items())))
+        if d.action != "swap" or op is None or key in seen:
+            continue
+        seen.add(key)
+        check_compiled(op, d.binding, target)
+
+
 def find_layers(mod: tvm.IRModule) -> list[Decision]:
     """Every conv2d/matmul layer the pass would consider, with its sizes (all decisions are 'keep')."""
     swap = OperatorSwap(None)

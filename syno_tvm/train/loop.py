@@ -102,10 +102,14 @@ class Trainer:
         from ..tune.default_schedule import build_untuned
         from ..tune.targets import host
 
+        from ..relax.swap import check_compiled_swaps
+
         self.graph = graph
         self.dev = tvm.cpu()
         os.environ["TVM_NUM_THREADS"] = str(threads)
         target = host(threads)
+        if graph.swap is not None:   # a miscompiled swapped kernel would train on garbage
+            check_compiled_swaps(graph.swap, target)
         if tune_trials:
             from ..tune import metaschedule
 
