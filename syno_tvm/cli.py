@@ -250,8 +250,8 @@ def parser() -> argparse.ArgumentParser:
     s = _sub(sub, "show", "print an operator's formula, sizes and TE; optionally verify it numerically")
     s.add_argument("operator", help=f"a named operator ({', '.join(LIBRARY)}) or an operator JSON file")
     s.add_argument("--bind", help="variable values, e.g. C_in=8,C_out=16,H=8,W=8 (coefficients like k=5 too)")
-    s.add_argument("--verify", action="store_true", help="compile forward and backward for this CPU and compare with the numpy "
-                   "reference and finite differences; exit 1 above tolerance")
+    s.add_argument("--verify", action="store_true", help="compile forward and backward for this CPU and compare "
+                   "with the numpy reference and finite differences; exit 1 above tolerance")
     s.add_argument("--dot", metavar="FILE", help="write a graphviz picture of the primitive graph")
     s.add_argument("--json", metavar="FILE", help="write the operator's JSON form")
     s.add_argument("--tir", action="store_true", help="print the forward PrimFunc (TVMScript)")

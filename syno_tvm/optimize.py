@@ -144,10 +144,7 @@ class FinalTraining:
         self.done: dict[str, dict] = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
 
     def _key(self, layers: "dict[str, Operator] | None") -> str:
-        import hashlib
-
-        ops = {k: hashlib.sha1(json.dumps(op.to_json(), sort_keys=True).encode()).hexdigest()[:16]
-               for k, op in sorted((layers or {}).items())}
+        ops = {k: op.hash for k, op in sorted((layers or {}).items())}
         return json.dumps({"recipe": self.cfg.key(), "layers": ops}, sort_keys=True)
 
     def train(self, label: str, layers: "dict[str, Operator] | None"):
@@ -288,16 +285,15 @@ def optimize(config: OptimizeConfig, progress: bool = True) -> Path:
     tune_dir = out / "tuning"
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     found = None
-    training = FinalTraining(config, progress) if config.accuracy else None
+    training = None
+    if config.accuracy:   # with a search, its directory keeps the trainings for a rerun
+        training = FinalTraining(config, progress, out / "search" / "trained.json" if config.search else None)
     try:
         if config.search is not None:   # out/search is a cache like out/tuning: a rerun resumes it
             from .ir.load import load_operator
             from .search.model_search import search_for_model
 
-            confirm = None
-            if config.accuracy:
-                training = FinalTraining(config, progress, out / "search" / "trained.json")
-                confirm = partial(training.accuracy_ratio, mod)
+            confirm = partial(training.accuracy_ratio, mod) if training else None
             found = search_for_model(model, config.width, out / "search", config.search, seed=config.seed,
                                      progress=progress, final_accuracy=confirm)
             choice = load_operator(str(out / found.operator_file))[0]

@@ -110,7 +110,7 @@ def check_compiled(op: Operator, binding: Mapping[str, int], target) -> None:
     if not report.ok:
         worst = max([report.forward] + report.backward)
         sizes = ",".join(f"{k}={v}" for k, v in binding.items())
-        cpu = target.attrs.get("mcpu", "") if hasattr(target, "attrs") else ""
+        cpu = target.attrs.get("mcpu", "")
         raise CompiledMismatch(
             f"operator {op.name or op.hash} at {sizes}: its kernels compiled for this CPU ({cpu or target}) differ "
             f"from the numpy reference (relative error {worst:.2g}; generic x86-64 code is checked by the tests): a "

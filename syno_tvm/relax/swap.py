@@ -108,11 +108,12 @@ def check_compiled_swaps(swap: OperatorSwap, target) -> None:
     seen = set()
     for d in swap.decisions:
         op = swap.used.get(d.layer)
-        key = (op.hash if op is not None else "", tuple(sorted(d.binding.items())))
-        if d.action != "swap" or op is None or key in seen:
+        if d.action != "swap" or op is None:
             continue
-        seen.add(key)
-        check_compiled(op, d.binding, target)
+        key = (op.hash, tuple(sorted(d.binding.items())))
+        if key not in seen:
+            seen.add(key)
+            check_compiled(op, d.binding, target)
 
 
 def find_layers(mod: tvm.IRModule) -> list[Decision]:

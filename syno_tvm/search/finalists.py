@@ -5,7 +5,7 @@ an operator near the edge of trainability can pass it and then not learn at all 
 2026-12-07: quick-proxy accuracy 0.88x, then 10 % after 2 epochs on 3000 images, chance).  So the ``FINALISTS``
 highest-reward operators, other than the original's own function, are trained with the recipe the report uses,
 on every layer the swap pass gives them, and the one with the highest reward under *that* accuracy is chosen.
-The cost stays the search's (latency ratio of the default build): the final recipe decides accuracy only.
+The cost stays the search's (its predicted latency ratio): the final recipe decides accuracy only.
 
 The final recipe is the one the report's accuracy section runs anyway, so the chosen finalist's training is that
 section's result, not a second run.
@@ -13,7 +13,7 @@ section's result, not a second run.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from ..ir.formula import operator_formula
@@ -58,12 +58,4 @@ def confirm(results: list[Result], accuracy_ratio: Callable[[Operator], float], 
         metrics = {**r.metrics, "accuracy_ratio": ratio}
         out.append(Finalist(r.fingerprint, operator_formula(r.candidate.operator), cost_ratio(r.metrics),
                             r.metrics.get("accuracy_ratio"), r.reward, ratio, reward(metrics)))
-    order = sorted(range(len(out)), key=lambda i: -out[i].reward)
-    return [out[i] for i in order]
-
-
-def chosen_result(results: list[Result], confirmed: list[Finalist]) -> Result:
-    """The search result of the first confirmed finalist, its metrics carrying the final accuracy ratio."""
-    best = confirmed[0]
-    r = next(r for r in results if r.fingerprint == best.fingerprint)
-    return replace(r, metrics={**r.metrics, "accuracy_ratio": best.accuracy_ratio}, reward=best.reward)
+    return sorted(out, key=lambda f: -f.reward)   # stable: the search's order among equals

@@ -9,7 +9,7 @@ model and a budget wants the best operator for *that* model.  This stage picks w
   build timed on this machine, about a second per candidate, then the latency predictor fitted on the committed
   dataset; tuning is the optimize run's job), then (vision) the ``quick`` accuracy proxy, 1 epoch of the built-in
   ResNet-18 at width 4 on 1500 images (seconds).  Predicted rather than default-build latency, because the default
-  build ranks operators unlike tuning does: on 2026-12-07 (Rocket Lake) an operator at 0.45x the original's
+  build ranks operators unlike tuning does: on 2026-12-08 (Rocket Lake) an operator at 0.45x the original's
   default-build latency ran 0.96x as fast once both models were tuned (predicted 1.18x), another at 0.05x ran 0.36x
   (predicted 0.36x), and the original's own function scored 0.54x against itself (predicted 1.01x);
 - a candidate is pruned before training when its FLOPs or its predicted latency exceed the original's, so the

@@ -99,10 +99,9 @@ class Trainer:
         MetaSchedule with that many trials into the database in ``tune_dir`` (reused next time), the same way
         ``syno-tvm optimize`` tunes inference; else the step is built with a cheap default schedule that runs the
         outer loops of every kernel on ``threads`` cores (:mod:`syno_tvm.tune.default_schedule`)."""
+        from ..relax.swap import check_compiled_swaps
         from ..tune.default_schedule import build_untuned
         from ..tune.targets import host
-
-        from ..relax.swap import check_compiled_swaps
 
         self.graph = graph
         self.dev = tvm.cpu()
