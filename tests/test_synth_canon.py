@@ -308,7 +308,7 @@ def test_rules_reject_only_their_kinds(spec):
     on nodes of random walks (rules off, so that every form turns up)."""
     import numpy as np
 
-    from syno_tvm.synth.state import STEP_KINDS
+    from syno_tvm.synth.steps import STEP_KINDS
 
     space, rng, seen = Space(spec, ()), np.random.default_rng(3), set()
     for _ in range(30):

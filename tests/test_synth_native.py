@@ -32,7 +32,8 @@ from syno_tvm.synth.generate import random_samples
 from syno_tvm.synth.sampler import NativeSampler, PythonSampler, create
 from syno_tvm.synth.space import Space
 from syno_tvm.synth.spec import load_spec
-from syno_tvm.synth.state import CONTRACT, STEP_KINDS, Node, Step
+from syno_tvm.synth.state import CONTRACT, Node, Step
+from syno_tvm.synth.steps import STEP_KINDS
 
 SPECS = ("vision", "transformer")
 RULESETS = {"rules": RULES, "norules": ()}

@@ -17,7 +17,8 @@ from syno_tvm.synth.locate import locate
 from syno_tvm.synth.sampler import PythonSampler
 from syno_tvm.synth.space import Space
 from syno_tvm.synth.spec import TRANSFORMER, VISION, Spec, load_spec
-from syno_tvm.synth.state import CONTRACT, REDUCE, SHIFT, STEP_KINDS, Step
+from syno_tvm.synth.state import CONTRACT, REDUCE, SHIFT, Step
+from syno_tvm.synth.steps import STEP_KINDS
 from syno_tvm.synth.verdict import Reason
 
 VIS = Spec.from_json(VISION)

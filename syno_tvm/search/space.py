@@ -20,7 +20,8 @@ from ..synth.locate import locate
 from ..synth.sampler import NativeSampler, PythonSampler, create
 from ..synth.space import Space
 from ..synth.spec import Spec, layers_from_model, load_spec
-from ..synth.state import STEP_KINDS, Node, Step
+from ..synth.state import Node, Step
+from ..synth.steps import STEP_KINDS
 
 __all__ = ["SearchSpace", "FinalStream", "Node", "Step", "STEP_KINDS", "load_search_spec"]
 

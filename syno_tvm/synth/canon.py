@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .spec import Spec, size_key
-from .state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, UNFOLD, Node, Step, merge_top_hash
+from .state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, UNFOLD, Node, Step, merge_top_hash
+from .steps import STEP_KINDS
 
 
 @dataclass(frozen=True)

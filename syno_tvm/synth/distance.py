@@ -37,10 +37,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from ..errors import SynoError
 from ..ir.sizes import Size
 from .spec import Spec, size_key
-from .state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STRIDE, UNFOLD, Dim, Node, Step
+from .state import Dim, Node, Step
+from .steps import step_kind
 
 UNREACHABLE = 10**6
 
@@ -164,55 +164,52 @@ def _token(ctx: _Context, d: Dim, raw: bool) -> int:
 def step_distance(spec: Spec, node: Node, step: Step, can_reduce: bool = True, floor: Size | None = None,
                   raw: bool = False) -> int:
     """:func:`distance` of the child that ``step`` leads to (``can_reduce``, ``floor`` and ``raw`` for the child),
-    computed from the sizes the step creates and consumes alone: the same key as the built child's, at a fraction of
-    the cost.  Only a Reduce creates a raw dim; every step that consumes one leaves none (an inner Share's top is
-    read by a weight)."""
+    computed from the sizes the step creates and consumes alone (:meth:`StepKind.shape
+    <syno_tvm.synth.steps.StepKind.shape>`): the same key as the built child's, at a fraction of the cost.  Only a
+    Reduce creates a raw dim; every step that consumes one leaves none (an inner Share's top is read by a weight)."""
     ctx = _context(spec)
     if ctx.parent[0] is not node or ctx.parent_raw != raw:
         ctx.parent, ctx.parent_raw = (node, [_token(ctx, d, raw) for d in node.frontier]), raw
-    tokens = list(ctx.parent[1])
-    used, weights, reductions = node.used, len(node.weights), node.reductions
+    delta = _Delta(ctx, node, raw)
+    step_kind(step.kind).shape(delta, step)
+    used = node.used if delta.counted is None else tuple(sorted(delta.counted.items()))
+    return _memo(ctx, (tuple(sorted(delta.tokens)), used, delta.weights, delta.reductions, can_reduce,
+                       ctx.floor_index(floor)))
 
-    def take(h: str) -> tuple[_Info, int]:
-        d = node.dim(h)
-        t = _token(ctx, d, raw)
-        tokens.remove(t)
-        return ctx.infos[t >> 2], t & 1
 
-    k = step.kind
-    if k == REDUCE:
-        tokens.append(4 * ctx.info(step.size).index + 2 * raw)
-        counted = dict(used)
-        ctx.count(counted, step.size)
-        used, reductions = tuple(sorted(counted.items())), reductions + 1
-    elif k == MERGE:
-        (i, disc), block = take(step.dims[0]), ctx.info(step.size)
-        tokens += [4 * ctx.combine(i, block, True).index + disc, 4 * block.index + disc]
-    elif k == SPLIT:
-        (a, da), (b, db) = take(step.dims[0]), take(step.dims[1])
-        tokens.append(4 * ctx.combine(a, b, False).index + (da or db))
-    elif k == STRIDE:
-        i, _ = take(step.dims[0])
-        tokens.append(4 * ctx.combine(i, ctx.info(step.size), False).index + 1)
-    elif k == UNFOLD:
-        (main, _), _ = take(step.dims[0]), take(step.dims[1])
-        tokens.append(4 * main.index)
-    elif k == EXPAND:
-        take(step.dims[0])
-    elif k == CONTRACT:
-        counted = dict(used)
-        for h, outer in zip(step.dims, step.outer):
-            i, disc = take(h)
-            if not outer:
-                tokens.append(4 * i.index + disc)
-            ctx.count(counted, i.size)
-        used, weights = tuple(sorted(counted.items())), weights + 1
-    elif k == SHIFT:
-        i, disc = take(step.dims[0])
-        tokens.append(4 * i.index + disc)  # the same size, no longer a raw Reduce
-    else:
-        raise SynoError(f"unknown step kind '{k}'")
-    return _memo(ctx, (tuple(sorted(tokens)), used, weights, reductions, can_reduce, ctx.floor_index(floor)))
+class _Delta:
+    """The child's key as a step kind changes its parent's (:class:`~syno_tvm.synth.steps.ShapeDelta`): tokens
+    taken and added, the allowance counted (a copy made on the first count), weights and Reduces."""
+
+    __slots__ = ("ctx", "node", "raw", "tokens", "counted", "weights", "reductions")
+
+    def __init__(self, ctx: _Context, node: Node, raw: bool) -> None:
+        self.ctx, self.node, self.raw = ctx, node, raw
+        self.tokens = list(ctx.parent[1])
+        self.counted: dict[str, int] | None = None
+        self.weights, self.reductions = len(node.weights), node.reductions
+
+    def take(self, h: str) -> tuple[_Info, bool]:
+        t = _token(self.ctx, self.node.dim(h), self.raw)
+        self.tokens.remove(t)
+        return self.ctx.infos[t >> 2], bool(t & 1)
+
+    def size(self, s: Size) -> _Info:
+        return self.ctx.info(s)
+
+    def product(self, a: _Info, b: _Info) -> _Info:
+        return self.ctx.combine(a, b, False)
+
+    def quotient(self, a: _Info, b: _Info) -> _Info:
+        return self.ctx.combine(a, b, True)
+
+    def add(self, s: _Info, discarding: bool, raw: bool = False) -> None:
+        self.tokens.append(4 * s.index + 2 * (raw and self.raw) + discarding)
+
+    def count(self, s: _Info) -> None:
+        if self.counted is None:
+            self.counted = dict(self.node.used)
+        self.ctx.count(self.counted, s.size)
 
 
 def _memo(ctx: _Context, key: _Key) -> int:

@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from ..ir.graph import Operator
+from ..ir.graph import Operator, Prim
 from .fingerprint import fingerprint
 from .space import Space
 from .spec import size_key
 from .verdict import Reason, Verdict
-from .state import CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, STRIDE, UNFOLD, Node, Step
+from .state import CONTRACT, EXPAND, Node, Step
+from .steps import STEP_KINDS, replaying, step_kind
 
 TWIN_SEARCH_NODES = 20_000
 
@@ -71,11 +72,9 @@ def _replay(space: Space, op: Operator, nodes: list[Node]) -> Location:
     def advance(step: Step, targets: list[int]) -> Location | None:
         """Take ``step``; the failed Location if the space does not enumerate it or rejects it."""
         nonlocal node
-        if step.kind != CONTRACT and step not in set(space.steps(node, step.kind)):
-            return Location(False, tuple(path), reason=f"limit: step {step.kind} with these sizes is not enumerated "
-                            f"by spec '{spec.name}' (reductions, allowance, block, window or stride sizes)")
-        if step.kind == CONTRACT and not _contraction_ok(space, node, step):
-            return Location(False, tuple(path), reason="limit: weights, shares per weight or variable allowance")
+        refusal = step_kind(step.kind).refusal(space, node, step)
+        if refusal is not None:
+            return Location(False, tuple(path), reason=refusal)
         child, verdict = space.child(node, step)
         if child is None:
             return Location(False, tuple(path), reason=str(verdict), verdict=verdict)
@@ -86,12 +85,16 @@ def _replay(space: Space, op: Operator, nodes: list[Node]) -> Location:
             where[t] = h
         return None
 
-    reduce_prims = sorted((p for p in op.prims if p.kind == "reduce"), key=lambda p: size_key(op.sizes[p.tops[0]]))
-    for p in reduce_prims:
-        failed = advance(Step(REDUCE, size=op.sizes[p.tops[0]]), [p.tops[0]])
+    expanded = {p.bottoms[0] for p in op.prims if p.kind == "expand"}
+
+    def replay(unit: list[int]) -> tuple[Step, list[int]]:
+        return replaying(op.prims[unit[0]].kind).replay(op, unit, where, expanded)
+
+    for i in sorted((i for i, p in enumerate(op.prims) if p.kind == "reduce"),
+                    key=lambda i: size_key(op.sizes[op.prims[i].tops[0]])):
+        failed = advance(*replay([i]))
         if failed:
             return failed
-    expanded = {p.bottoms[0] for p in op.prims if p.kind == "expand"}
     pending = [i for i in op.topo_order if op.prims[i].kind not in ("reduce",)]
     share_of = {}
     for i, p in enumerate(op.prims):
@@ -112,7 +115,7 @@ def _replay(space: Space, op: Operator, nodes: list[Node]) -> Location:
         if unit is None:
             return Location(False, tuple(path), reason="shape: its Shares of one weight are not one Contraction "
                                                        "(some are applied after views of others)")
-        failed = advance(*_step(op, unit, where, expanded))
+        failed = advance(*replay(unit))
         if failed:
             return failed
         done.update(unit)
@@ -126,34 +129,6 @@ def _is_outer(op: Operator, d: int) -> bool:
     """Whether dim d is the input-side top of a Share (so an Expand on it makes that Share outer)."""
     src = op.source.get(d)
     return src is not None and op.prims[src].kind == "share" and op.prims[src].tops[0] == d
-
-
-def _step(op: Operator, unit: list[int], where: dict[int, str], expanded: set[int]) -> tuple[Step, list[int]]:
-    """The space step for one primitive (or one weight's Shares) and the target dims its created dims map to."""
-    p = op.prims[unit[0]]
-    k = p.kind
-    if k == "share":
-        pairs = sorted((where[op.prims[i].bottoms[0]], op.prims[i].tops[0] in expanded, op.prims[i].tops[0])
-                       for i in unit)
-        step = Step(CONTRACT, tuple(h for h, _, _ in pairs), outer=tuple(o for _, o, _ in pairs))
-        return step, [t for _, o, t in pairs if not o]
-    if k == "merge":
-        return Step(MERGE, (where[p.bottoms[0]],), op.sizes[p.tops[1]]), list(p.tops)
-    if k == "split":
-        return Step(SPLIT, (where[p.bottoms[0]], where[p.bottoms[1]])), list(p.tops)
-    if k == "shift":
-        return Step(SHIFT, (where[p.bottoms[0]],)), list(p.tops)
-    if k == "stride":
-        return Step(STRIDE, (where[p.bottoms[0]],), op.sizes[p.tops[0]] / op.sizes[p.bottoms[0]]), list(p.tops)
-    if k == "unfold":
-        return Step(UNFOLD, (where[p.bottoms[0]], where[p.bottoms[1]])), list(p.tops)
-    return Step(EXPAND, (where[p.bottoms[0]],)), []
-
-
-def _contraction_ok(space: Space, node: Node, step: Step) -> bool:
-    n = len(step.dims)
-    return (len(node.weights) < space.spec.max_weights and 2 <= n <= space.spec.max_shares
-            and not all(step.outer) and space.allowance_ok(node, [node.dim(h).size for h in step.dims]))
 
 
 # ---- canonical twin search --------------------------------------------------------------------------------------
@@ -174,36 +149,23 @@ def _twin(space: Space, op: Operator, nodes: list[Node]) -> _Hit | None:
     want = fingerprint(op, probe)
     sizes = set(op.sizes)
     vocab = sizes | {a * b for a in sizes for b in sizes} | {a / b for a in sizes for b in sizes}
-    total = Counter(p.kind for p in op.prims if p.kind not in ("share", "expand"))
-    total[CONTRACT] = len(op.weights)
-    total[EXPAND] = sum(1 for p in op.prims if p.kind == "expand" and not _is_outer(op, p.bottoms[0]))
+    outer = sum(1 for p in op.prims if p.kind == "expand" and _is_outer(op, p.bottoms[0]))
+    total = _kind_counts(op.prims, len(op.weights), outer)
     weight_sets = Counter(_numel([op.sizes[d] for d in w]) for w in op.weights)
     budget = [TWIN_SEARCH_NODES]
 
-    def used(node: Node) -> Counter:
-        c = Counter(p.kind for p in node.prims if p.kind not in ("share", "expand"))
-        c[CONTRACT] = len(node.weights)
-        c[EXPAND] = len(node.expands) - sum(1 for w in node.weights for t in w.tops if not t)
-        return c
-
     def steps(node: Node):
-        have = used(node)
+        have = _kind_counts(node.prims, len(node.weights), sum(1 for w in node.weights for t in w.tops if not t))
+        made = Counter(_numel([node.sizes[d] for d, _ in w.dims]) for w in node.weights)
         for kind in STEP_KINDS:
             if have[kind] >= total[kind]:
                 continue
-            if kind == CONTRACT:
-                made = Counter(_numel([node.sizes[d] for d, _ in w.dims]) for w in node.weights)
-                for step in space.steps(node, CONTRACT):
-                    key = _numel([node.dim(h).size for h in step.dims])
-                    if made[key] < weight_sets[key]:
-                        yield step
-                continue
+            k = step_kind(kind)
             for step in space.steps(node, kind):
-                if kind == REDUCE and step.size not in vocab:
+                if not all(s in vocab for s in k.twin_sizes(node, step)):
                     continue
-                if kind == MERGE and not (step.size in vocab and node.dim(step.dims[0]).size / step.size in vocab):
-                    continue
-                if kind == SPLIT and node.dim(step.dims[0]).size * node.dim(step.dims[1]).size not in vocab:
+                weight = k.weight_sizes(node, step)
+                if weight and made[_numel(weight)] >= weight_sets[_numel(weight)]:  # op has no more such weights
                     continue
                 yield step
 
@@ -229,6 +191,15 @@ def _twin(space: Space, op: Operator, nodes: list[Node]) -> _Hit | None:
         if hit is not None:
             return hit
     return None
+
+
+def _kind_counts(prims: tuple[Prim, ...], weights: int, outer_expands: int) -> Counter:
+    """Steps of each kind that built ``prims``: one per primitive, but one Contraction per weight (its Shares, and
+    the Expands of its outer Shares, are that one step)."""
+    c = Counter(replaying(p.kind).name for p in prims)
+    c[CONTRACT] = weights
+    c[EXPAND] -= outer_expands
+    return c
 
 
 def _numel(sizes) -> str:

@@ -4,9 +4,10 @@ Direction (Syno's bottom-up search): the root is the output's dims; Reduces come
 in reverse (``Merge^-1`` turns one frontier dim into two, ``Split^-1`` two into one, ``Unfold^-1`` a (main, window)
 pair into one, ``Expand^-1`` closes a dim, ``Shift^-1``/``Stride^-1`` replace one), and a Contraction adds one
 weight: it Shares a set of frontier dims with the new weight, each *inner* (the input keeps the dim) or *outer*
-(Share + Expand: only the weight has it).  A node is final when its frontier is exactly the input's dims and the
-operator is within the spec's limits in every layer; :meth:`Space.finalize` then returns the
-:class:`~syno_tvm.ir.graph.Operator`.
+(Share + Expand: only the weight has it).  What each kind of step does (its candidates, its child) is written once,
+in the step-kind table :mod:`syno_tvm.synth.steps`; the space judges the steps and caches per node.  A node is final
+when its frontier is exactly the input's dims and the operator is within the spec's limits in every layer;
+:meth:`Space.finalize` then returns the :class:`~syno_tvm.ir.graph.Operator`.
 
 Every step costs one unit of depth (a Contraction too, whatever its size); a child whose shape distance exceeds
 the depth left is never generated (:mod:`syno_tvm.synth.distance`), and a step that a canonicalization rule
@@ -24,16 +25,15 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import SynoError
 from ..ir.graph import Operator, Prim, digest
 from ..ir.library import named
 from ..ir.sizes import Size
 from .canon import RULES, Rule, by_kind, first_violation
 from .distance import distance, step_distance
 from .spec import Spec
+from .state import CONTRACT, REDUCE, Dim, Node, Step
+from .steps import STEP_KINDS, Builder, step_kind
 from .verdict import Reason, Verdict, accepted
-from .state import (CONTRACT, EXPAND, MERGE, REDUCE, SHIFT, SPLIT, STEP_KINDS, STRIDE, UNFOLD, Dim, Node, Step,
-                    Weight, merge_top_hash)
 
 
 @dataclass(frozen=True)
@@ -100,70 +100,13 @@ class Space:
     # ---- steps --------------------------------------------------------------------------------------------------
     def steps(self, node: Node, kind: str) -> Iterator[Step]:
         """Candidate steps of one kind (before rules and distance), each distinct frontier hash once."""
-        spec, uniq = self.spec, list(node.by_hash.values())
-        if kind == REDUCE:
-            if node.reductions < spec.max_reductions:
-                for s in spec.reduce_sizes:
-                    if self.allowance_ok(node, [s]):
-                        yield Step(REDUCE, size=s)
-        elif kind == MERGE:
-            for d in uniq:
-                for b in self._blocks(d.size):
-                    yield Step(MERGE, (d.hash,), b)
-        elif kind in (SHIFT, EXPAND):
-            for d in uniq:
-                yield Step(kind, (d.hash,))
-        elif kind == STRIDE:
-            for d in uniq:
-                for s in spec.stride_sizes:
-                    yield Step(STRIDE, (d.hash,), s)
-        elif kind == SPLIT:
-            seen = set()
-            for a, b in itertools.permutations(node.frontier, 2):
-                if (a.hash, b.hash) not in seen:
-                    seen.add((a.hash, b.hash))
-                    yield Step(SPLIT, (a.hash, b.hash))
-        elif kind == UNFOLD:
-            windows = set(spec.window_sizes)
-            for m in uniq:
-                for w in uniq:
-                    if w.size in windows and m is not w and self._bigger(m.size, w.size):
-                        yield Step(UNFOLD, (m.hash, w.hash))
-        elif kind == CONTRACT:
-            if len(node.weights) < spec.max_weights:
-                yield from self._contractions(node)
+        return step_kind(kind).steps(self, node)
 
-    def _blocks(self, size: Size) -> list[Size]:
+    def blocks(self, size: Size) -> list[Size]:
         """Merge blocks for a dim of this size (cached per size: enumeration runs at every node)."""
         if size not in self._block_cache:
             self._block_cache[size] = [b for b in self.spec.block_sizes if b != size and self.valid(size / b)]
         return self._block_cache[size]
-
-    def _bigger(self, main: Size, window: Size) -> bool:
-        """An Unfold needs a main dim larger than its window in every binding (else it is all padding)."""
-        return all(main.evaluate(b) > window.evaluate(b) for b in self.spec.bindings)
-
-    def _contractions(self, node: Node) -> Iterator[Step]:
-        """Every multiset of 2..max_shares frontier dims, each inner or outer, at least one inner."""
-        groups = sorted(node.by_hash)
-        count = {h: sum(1 for d in node.frontier if d.hash == h) for h in groups}
-        # per hash: how many selected inner, how many outer
-        options = [[(i, o) for i in range(count[h] + 1) for o in range(count[h] + 1 - i)] for h in groups]
-        for choice in itertools.product(*options):
-            n_in = sum(i for i, _ in choice)
-            n_all = n_in + sum(o for _, o in choice)
-            if n_in < 1 or not 2 <= n_all <= self.spec.max_shares:
-                continue
-            dims, outer = [], []
-            for h, (i, o) in zip(groups, choice):
-                dims += [h] * (i + o)
-                outer += [False] * i + [True] * o
-            # the same (hash, outer) order as random_contraction, so equal steps compare equal
-            pairs = sorted(zip(dims, outer))
-            dims, outer = [h for h, _ in pairs], [o for _, o in pairs]
-            sizes = [node.dim(h).size for h in dims]
-            if self.allowance_ok(node, sizes):
-                yield Step(CONTRACT, tuple(dims), outer=tuple(outer))
 
     def random_contraction(self, node: Node, rng: "np.random.Generator | random.Random") -> Step | None:
         """One random Contraction candidate (uniform number of Shares, then dims, then inner/outer with at least one
@@ -222,7 +165,8 @@ class Space:
 
     def allowance_ok(self, node: Node, sizes: list[Size]) -> bool:
         """Whether steps adding dims of ``sizes`` keep the primary variables introduced by Reduces and weight dims
-        within their max occurrences (also what :mod:`~syno_tvm.synth.locate` checks a given Contraction by)."""
+        within their max occurrences (also how a given Contraction is checked: :meth:`StepKind.refusal
+        <syno_tvm.synth.steps.StepKind.refusal>`)."""
         used = dict(node.used)
         for s in sizes:
             for n, p in s.powers:
@@ -234,88 +178,9 @@ class Space:
 
     def apply(self, node: Node, step: Step) -> Node:
         """The child reached by ``step`` (no rule or distance check: see :meth:`child`)."""
-        sizes, prims = list(node.sizes), list(node.prims)
-        frontier = list(node.frontier)
-        weights, expands = list(node.weights), list(node.expands)
-        used = dict(node.used)
-        created: list[str] = []
-
-        def take(h: str) -> Dim:
-            for i, d in enumerate(frontier):
-                if d.hash == h:
-                    return frontier.pop(i)
-            raise SynoError(f"step {step} refers to dim {h} that is not on the frontier")
-
-        def new(size: Size, h: str, origin: str, below: tuple[str, ...] = (), unordered: bool = False,
-                discarding: bool = False, window: Size | None = None, keep: bool = True, summed: int = -1,
-                block: Size | None = None) -> Dim:
-            sizes.append(size)
-            d = Dim(len(sizes) - 1, size, h, origin, below, unordered, discarding, window, summed, block)
-            if keep:
-                frontier.append(d)
-                created.append(h)
-            return d
-
-        def count(size: Size) -> None:
-            for n, p in size.powers:
-                if self.spec.is_primary(n):
-                    used[n] = used.get(n, 0) + p
-
-        k = step.kind
-        if k == REDUCE:
-            r = new(step.size, digest("reduce", step.size), "reduce", summed=0)
-            prims.append(Prim("reduce", (r.id,), ()))
-            count(step.size)
-        elif k == MERGE:
-            d = take(step.dims[0])
-            t0 = new(d.size / step.size, merge_top_hash(d.hash, False, step.size), "merge0", (d.hash,), d.unordered,
-                     d.discarding, block=step.size)
-            t1 = new(step.size, merge_top_hash(d.hash, True, step.size), "merge1", (d.hash,), d.unordered, d.discarding,
-                     block=step.size)
-            prims.append(Prim("merge", (t0.id, t1.id), (d.id,)))
-        elif k == SPLIT:
-            a, b = take(step.dims[0]), take(step.dims[1])
-            t = new(a.size * b.size, digest("split", a.hash, b.hash), "split", (a.hash, b.hash),
-                    a.unordered and b.unordered, a.discarding or b.discarding, block=b.size)
-            prims.append(Prim("split", (t.id,), (a.id, b.id)))
-        elif k == SHIFT:
-            d = take(step.dims[0])
-            t = new(d.size, digest("shift", d.hash), "shift", (d.hash,), d.unordered, d.discarding)
-            prims.append(Prim("shift", (t.id,), (d.id,), 1))
-        elif k == STRIDE:
-            d = take(step.dims[0])
-            t = new(d.size * step.size, digest("stride", d.hash, step.size), "stride", (d.hash,), d.unordered, True)
-            prims.append(Prim("stride", (t.id,), (d.id,)))
-        elif k == UNFOLD:
-            m, w = take(step.dims[0]), take(step.dims[1])
-            t = new(m.size, digest("unfold", m.hash, w.hash), "unfold", (m.hash, w.hash), m.unordered, False, w.size)
-            prims.append(Prim("unfold", (t.id,), (m.id, w.id)))
-        elif k == EXPAND:
-            d = take(step.dims[0])
-            prims.append(Prim("expand", (), (d.id,)))
-            expands.append(digest("expand", d.hash))
-        elif k == CONTRACT:
-            sel = [take(h) for h in step.dims]
-            sig = digest("weight", sorted((d.hash, o) for d, o in zip(sel, step.outer)))
-            ordinal = len(weights) + 1
-            wdims, tops = [], []
-            for d, o in zip(sel, step.outer):
-                w = new(d.size, digest("wdim", d.hash, sig), "weight", keep=False)
-                t = new(d.size, digest("share", d.hash, sig), "share", (d.hash,), d.unordered, d.discarding,
-                        keep=not o, summed=d.summed + 1 if d.summed >= 0 else -1)
-                prims.append(Prim("share", (t.id, w.id), (d.id,), ordinal))
-                if o:
-                    prims.append(Prim("expand", (), (t.id,)))
-                    expands.append(digest("expand", t.hash))
-                wdims.append((w.id, w.hash))
-                tops.append("" if o else t.hash)
-                count(d.size)
-            weights.append(Weight(sig, tuple(wdims), step.dims, step.outer, tuple(tops)))
-        else:
-            raise SynoError(f"unknown step kind '{k}': use one of {', '.join(STEP_KINDS)}")
-        return Node(tuple(sizes), tuple(prims), node.output, tuple(frontier), tuple(weights), tuple(expands),
-                    node.depth + 1, node.reductions + (k == REDUCE), tuple(sorted(used.items())), step,
-                    tuple(created))
+        b = Builder(node, step, self.spec.is_primary)
+        step_kind(step.kind).apply(b, step)
+        return b.child()
 
     def child(self, node: Node, step: Step) -> tuple[Node | None, Verdict]:
         """The child if the step is canonical and its distance fits the depth left, else None; and the verdict."""

@@ -18,10 +18,10 @@ from functools import cached_property
 from ..ir.graph import Prim, digest
 from ..ir.sizes import Size
 
-# Step kinds, in the order Syno's search stages use them (Finalize last).
+# The step kinds' names, for code that means one kind (what each does, and their order, is the table in
+# syno_tvm/synth/steps.py); FINALIZE is the sampler's choice of ending at a final node, not a step.
 REDUCE, MERGE, SPLIT, SHIFT, STRIDE, UNFOLD, EXPAND, CONTRACT, FINALIZE = (
     "reduce", "merge", "split", "shift", "stride", "unfold", "expand", "contract", "finalize")
-STEP_KINDS = (REDUCE, MERGE, SPLIT, SHIFT, STRIDE, UNFOLD, EXPAND, CONTRACT)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ import numpy as np
 
 from ...errors import SynoError
 from ..space import Space
-from ..state import CONTRACT, FINALIZE, REDUCE, STEP_KINDS, Node, Step
+from ..state import CONTRACT, FINALIZE, REDUCE, Node, Step
+from ..steps import STEP_KINDS
 from .base import Sample, Sampler, Stats
 
 LAZY = Step(CONTRACT)        # placeholder: Contractions are drawn at random, not listed
