@@ -2,9 +2,10 @@
 
 The native engine exists only for speed (syno_tvm/synth/engine.py); the Python space stays the reference.  So these
 tests never check the native engine against expected values of their own: they check it against Python, piece by
-piece (the digest, the rule table, the FLOPs plan) and then as a whole: every native final replays through
-:meth:`Space.child` to the same operator and the same limits, and at about three thousand nodes (around sampled
-paths, and every node of two small spaces) every candidate step gets the same verdict, reason and shape distance.
+piece (the digest, the rule and step-kind tables, the FLOPs plan) and then as a whole: every native final replays
+through :meth:`Space.child` to the same operator and the same limits, and at about three thousand nodes (around
+sampled paths, and every node of two small spaces) every candidate step gets the same verdict, reason and shape
+distance.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from syno_tvm import _synth_native
 from syno_tvm.errors import SynoError
 from syno_tvm.ir.graph import Operator
 from syno_tvm.ir.library import LIBRARY
+from syno_tvm.ir.primitives import PRIMITIVES
 from syno_tvm.ir.sizes import Size
 from syno_tvm.lower.order import plan
 from syno_tvm.synth.canon import RULE_NAMES, RULES
@@ -33,7 +35,7 @@ from syno_tvm.synth.sampler import NativeSampler, PythonSampler, create
 from syno_tvm.synth.space import Space
 from syno_tvm.synth.spec import load_spec
 from syno_tvm.synth.state import CONTRACT, Node, Step
-from syno_tvm.synth.steps import STEP_KINDS
+from syno_tvm.synth.steps import STEP_KINDS, STEPS
 
 SPECS = ("vision", "transformer")
 RULESETS = {"rules": RULES, "norules": ()}
@@ -108,7 +110,7 @@ def report(sampler: NativeSampler, path, extra=()) -> dict:
     return sampler.engine.report([step_in(sp, s) for s in path], [step_in(sp, s) for s in extra])
 
 
-# ---- pieces: digest, rule table, FLOPs plan -----------------------------------------------------------------------
+# ---- pieces: digest, rule and step tables, FLOPs plan ----------------------------------------------------------------
 
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.text(max_size=400), st.integers(0, 400).map(lambda n: "ab" * (n // 2) + "c" * (n % 2)),
@@ -128,8 +130,28 @@ def test_blake2b_matches_hashlib(text):
 
 
 def test_rule_table_is_the_python_one():
-    """Engines are built with rule names; a name missing or out of order would silently judge with other rules."""
+    """Engines are built with rule names; a name missing or out of order would silently judge with other rules, and
+    a rule about other kinds than Python's would be checked on other steps."""
     assert tuple(_synth_native.RULE_NAMES) == RULE_NAMES
+    native = _synth_native.rule_table()
+    assert [name for name, _ in native] == list(RULE_NAMES)
+    for (name, kinds), rule in zip(native, RULES):
+        assert kinds == tuple(sorted(rule.kinds, key=STEP_KINDS.index)), name
+
+
+def test_step_table_is_the_python_one():
+    """The native step kinds are steps.STEPS field by field: the name (steps cross the boundary by name), the code
+    (the table position: the order kinds are offered in, so the finals a seed draws), the primitive a step creates,
+    the frontier dims it takes (the primitive's bottoms; a Contraction any number) and the origins of the dims it
+    creates, in order (what the rules read).  The origins the engine knows are the output's and the table's."""
+    native = _synth_native.step_table()
+    assert [row["name"] for row in native] == list(STEP_KINDS)
+    for code, (row, kind) in enumerate(zip(native, STEPS.values())):
+        dims = -1 if kind.name == CONTRACT else PRIMITIVES[kind.primitive].n_bottoms
+        assert row == {"name": kind.name, "code": code, "primitive": kind.primitive, "dims": dims,
+                       "origins": kind.origins}, kind.name
+    made = [o for kind in STEPS.values() for o in kind.origins]
+    assert tuple(_synth_native.ORIGINS) == ("out", *dict.fromkeys(made))
 
 
 def _native_flops(op: Operator, bindings) -> list[int]:

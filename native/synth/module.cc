@@ -1,4 +1,4 @@
-// Python bindings of the native search (module syno_tvm._synth_native).  syno_tvm/synth/native.py is the only
+// Python bindings of the native search (module syno_tvm._synth_native).  syno_tvm/synth/engine.py is the only
 // caller: it builds the spec data from a Python Spec and turns records back into Steps and Operators.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -128,7 +128,7 @@ class Engine {
       NodeP child = space_.judge(*node, s, &v);
       if (child) known_.emplace(child->hash, child);
       out.append(py::make_tuple(step_out(s), child ? py::object(py::str(hex64(child->hash))) : py::none(), v.reason,
-                                v.reason == Verdict::RULE ? rule_names()[v.rule] : std::string(), v.dist));
+                                v.reason == Verdict::RULE ? std::string(rule_name(v.rule)) : std::string(), v.dist));
     }
     return out;
   }
@@ -260,7 +260,41 @@ class Engine {
 
 PYBIND11_MODULE(_synth_native, m) {
   m.doc() = "The native bottom-up search of syno_tvm.synth (see syno_tvm/synth/native.py)";
-  m.attr("RULE_NAMES") = rule_names();
+  std::vector<std::string> rule_names;
+  for (const auto& r : RULE_TABLE) rule_names.push_back(r.name);
+  m.attr("RULE_NAMES") = rule_names;
+  m.attr("ORIGINS") = std::vector<std::string>(ORIGIN_NAMES, ORIGIN_NAMES + NORIGINS);
+  m.def(
+      "step_table",
+      [] {
+        py::list out;
+        for (const auto& k : STEP_TABLE) {
+          py::list origins;
+          for (int i = 0; i < k.norigins; ++i) origins.append(ORIGIN_NAMES[k.origins[i]]);
+          py::dict row;
+          row["name"] = k.name;
+          row["code"] = static_cast<int>(k.code);
+          row["primitive"] = prim_name(k.primitive);
+          row["dims"] = k.dims;
+          row["origins"] = py::tuple(origins);
+          out.append(row);
+        }
+        return out;
+      },
+      "The step-kind table (steps.h) as dicts: name, code, primitive, dims taken (-1: any), origins created");
+  m.def(
+      "rule_table",
+      [] {
+        py::list out;
+        for (const auto& r : RULE_TABLE) {
+          py::list kinds;
+          for (int k = 0; k < NKINDS; ++k)
+            if (r.kinds >> k & 1u) kinds.append(kind_name(k));
+          out.append(py::make_tuple(r.name, py::tuple(kinds)));
+        }
+        return out;
+      },
+      "The rule table (rules.h) as (name, the kinds it can reject, in kind order)");
   // Verdict::Reason codes by value (syno_tvm.synth.verdict.Reason holds the same names and values)
   m.attr("VERDICT_REASONS") = std::vector<std::string>{"OK", "DEPTH", "RULE", "DISTANCE"};
   m.def("blake2b64_hex", [](const std::string& text) { return hex64(blake2b64(text)); },

@@ -1,5 +1,6 @@
 // The canonicalization table of syno_tvm/synth/canon.py, rule for rule and in the same order (the first rule
-// that rejects a step names the rejection).  canon.py holds each rule's reason; a test checks the names match.
+// that rejects a step names the rejection).  canon.py holds each rule's reason; a test checks every rule's name and
+// kinds against it (rule_table()).
 #pragma once
 
 #include <algorithm>
@@ -19,33 +20,41 @@ enum RuleId : int {
   R_CONTRACTION_ORDER, NRULES
 };
 
-inline const std::vector<std::string>& rule_names() {
-  static const std::vector<std::string> names = {
-      "reduce_first", "reduce_order", "merge_chain_right", "split_chain_right", "no_split_undoing_merge",
-      "no_merge_undoing_split", "no_split_of_merge_majors", "no_split_of_reduces", "no_merge_on_reduce",
-      "unfold_chain_order", "shift_unfold_order", "no_shift_on_reduce", "no_double_shift", "no_shift_on_unordered",
-      "unordered_merge_order", "no_expand_of_reduce", "expand_is_outer", "shift_above_share", "split_after_shares",
-      "contraction_order"};
-  return names;
-}
+// One rule: its name and the step kinds it can reject (a bit per Kind), so a step is checked only against the rules
+// about its kind.
+struct RuleKinds {
+  const char* name;
+  unsigned kinds;
+};
 
-// The step kind(s) each rule can reject, so a step is checked only against the rules about its kind.
-inline bool rule_about(int rule, int kind) {
-  switch (rule) {
-    case R_REDUCE_FIRST: case R_REDUCE_ORDER: return kind == REDUCE;
-    case R_MERGE_CHAIN_RIGHT: case R_NO_MERGE_UNDOING_SPLIT: case R_NO_MERGE_ON_REDUCE: case R_UNORDERED_MERGE_ORDER:
-      return kind == MERGE;
-    case R_SPLIT_CHAIN_RIGHT: case R_NO_SPLIT_UNDOING_MERGE: case R_NO_SPLIT_OF_MERGE_MAJORS:
-    case R_NO_SPLIT_OF_REDUCES: case R_SPLIT_AFTER_SHARES:
-      return kind == SPLIT;
-    case R_UNFOLD_CHAIN_ORDER: case R_SHIFT_UNFOLD_ORDER: return kind == UNFOLD;
-    case R_NO_SHIFT_ON_REDUCE: case R_NO_DOUBLE_SHIFT: case R_NO_SHIFT_ON_UNORDERED: return kind == SHIFT;
-    case R_NO_EXPAND_OF_REDUCE: return kind == EXPAND || kind == CONTRACT;
-    case R_EXPAND_IS_OUTER: return kind == EXPAND;
-    case R_SHIFT_ABOVE_SHARE: case R_CONTRACTION_ORDER: return kind == CONTRACT;
-  }
-  return false;
-}
+constexpr unsigned kinds(Kind k) { return 1u << k; }
+constexpr unsigned kinds(Kind a, Kind b) { return kinds(a) | kinds(b); }
+
+constexpr RuleKinds RULE_TABLE[NRULES] = {
+    {"reduce_first", kinds(REDUCE)},
+    {"reduce_order", kinds(REDUCE)},
+    {"merge_chain_right", kinds(MERGE)},
+    {"split_chain_right", kinds(SPLIT)},
+    {"no_split_undoing_merge", kinds(SPLIT)},
+    {"no_merge_undoing_split", kinds(MERGE)},
+    {"no_split_of_merge_majors", kinds(SPLIT)},
+    {"no_split_of_reduces", kinds(SPLIT)},
+    {"no_merge_on_reduce", kinds(MERGE)},
+    {"unfold_chain_order", kinds(UNFOLD)},
+    {"shift_unfold_order", kinds(UNFOLD)},
+    {"no_shift_on_reduce", kinds(SHIFT)},
+    {"no_double_shift", kinds(SHIFT)},
+    {"no_shift_on_unordered", kinds(SHIFT)},
+    {"unordered_merge_order", kinds(MERGE)},
+    {"no_expand_of_reduce", kinds(EXPAND, CONTRACT)},
+    {"expand_is_outer", kinds(EXPAND)},
+    {"shift_above_share", kinds(CONTRACT)},
+    {"split_after_shares", kinds(SPLIT)},
+    {"contraction_order", kinds(CONTRACT)},
+};
+
+inline const char* rule_name(int rule) { return RULE_TABLE[rule].name; }
+inline bool rule_about(int rule, int kind) { return RULE_TABLE[rule].kinds >> kind & 1u; }
 
 inline bool contains(const std::vector<int>& xs, int x) { return std::find(xs.begin(), xs.end(), x) != xs.end(); }
 inline bool contains(const std::vector<Hash>& xs, Hash x) { return std::find(xs.begin(), xs.end(), x) != xs.end(); }

@@ -61,7 +61,7 @@ struct SamplerStats {
     if (rejected[Verdict::DEPTH]) out["limit depth"] = rejected[Verdict::DEPTH];
     if (rejected[Verdict::DISTANCE]) out["shape distance"] = rejected[Verdict::DISTANCE];
     for (int r = 0; r < NRULES; ++r)
-      if (rejected[RULES_AT + r]) out["rule " + rule_names()[r]] = rejected[RULES_AT + r];
+      if (rejected[RULES_AT + r]) out[std::string("rule ") + rule_name(r)] = rejected[RULES_AT + r];
     return out;
   }
 };

@@ -53,9 +53,10 @@ class Space {
       throw std::invalid_argument("the native search supports at most " + std::to_string(MAX_SHARES) +
                                   " Shares per Contraction; lower the spec's shares or use the Python sampler");
     for (const auto& r : rules) {
-      auto it = std::find(rule_names().begin(), rule_names().end(), r);
-      if (it == rule_names().end()) throw std::invalid_argument("unknown canonicalization rule '" + r + "'");
-      on_[it - rule_names().begin()] = true;
+      int id = 0;
+      while (id < NRULES && r != rule_name(id)) ++id;
+      if (id == NRULES) throw std::invalid_argument("unknown canonicalization rule '" + r + "'");
+      on_[id] = true;
     }
     for (int k = 0; k < NKINDS; ++k)
       for (int r = 0; r < NRULES; ++r)
@@ -156,8 +157,8 @@ class Space {
     Step s;
     s.kind = c.kind;
     s.size = c.size;
-    if (c.kind == SPLIT || c.kind == UNFOLD) s.dims = {c.a, c.b};
-    else if (c.kind != REDUCE) s.dims = {c.a};
+    if (STEP_TABLE[c.kind].dims == 2) s.dims = {c.a, c.b};
+    else if (STEP_TABLE[c.kind].dims == 1) s.dims = {c.a};
     return s;
   }
 
@@ -334,7 +335,7 @@ class Space {
   std::string why(const Node& node, const Verdict& v) const {
     switch (v.reason) {
       case Verdict::DEPTH: return "limit depth " + std::to_string(spec_.max_depth);
-      case Verdict::RULE: return "rule " + rule_names()[v.rule];
+      case Verdict::RULE: return std::string("rule ") + rule_name(v.rule);
       case Verdict::DISTANCE:
         return "shape distance " + (v.dist < UNREACHABLE ? std::to_string(v.dist) : std::string("unreachable")) +
                " > depth left " + std::to_string(remaining(node) - 1);
@@ -367,11 +368,13 @@ class Space {
       return scratch_;
     };
     const std::string& size_text = step.size >= 0 ? sz_[step.size].text : empty_;
+    if (step.kind < 0 || step.kind >= NKINDS) throw std::invalid_argument("unknown step kind");
+    const StepKind& kind = STEP_TABLE[step.kind];  // the primitive and the origins of what it creates
     switch (step.kind) {
       case REDUCE: {
-        Dim& r = add(step.size, Text().lit("'reduce', ").q(size_text).digest(), O_REDUCE);
+        Dim& r = add(step.size, Text().lit("'reduce', ").q(size_text).digest(), kind.origins[0]);
         r.summed = 0;
-        n->prims.push_back({P_REDUCE, {r.id}, {}, 0});
+        n->prims.push_back({kind.primitive, {r.id}, {}, 0});
         sz_.count_primaries(step.size, n->used);
         break;
       }
@@ -380,58 +383,58 @@ class Space {
         int t0id, t1id;
         for (int minor = 0; minor < 2; ++minor) {
           int size = minor ? step.size : sz_.combine(d.size, step.size, true);
-          Dim& t = add(size, merge_top_hash(d.hash, minor, size_text), minor ? O_MERGE1 : O_MERGE0);
+          Dim& t = add(size, merge_top_hash(d.hash, minor, size_text), kind.origins[minor]);
           set_below(t, {d.hash});
           t.unordered = d.unordered;
           t.discarding = d.discarding;
           t.block = step.size;
           (minor ? t1id : t0id) = t.id;
         }
-        n->prims.push_back({P_MERGE, {t0id, t1id}, {d.id}, 0});
+        n->prims.push_back({kind.primitive, {t0id, t1id}, {d.id}, 0});
         break;
       }
       case SPLIT: {
         Dim a = take(step.dims[0]), b = take(step.dims[1]);
         Hash h = Text().lit("'split', ").h(a.hash).lit(", ").h(b.hash).digest();
-        Dim& t = add(sz_.combine(a.size, b.size, false), h, O_SPLIT);
+        Dim& t = add(sz_.combine(a.size, b.size, false), h, kind.origins[0]);
         set_below(t, {a.hash, b.hash});
         t.unordered = a.unordered && b.unordered;
         t.discarding = a.discarding || b.discarding;
         t.block = b.size;
-        n->prims.push_back({P_SPLIT, {t.id}, {a.id, b.id}, 0});
+        n->prims.push_back({kind.primitive, {t.id}, {a.id, b.id}, 0});
         break;
       }
       case SHIFT: {
         Dim d = take(step.dims[0]);
-        Dim& t = add(d.size, Text().lit("'shift', ").h(d.hash).digest(), O_SHIFT);
+        Dim& t = add(d.size, Text().lit("'shift', ").h(d.hash).digest(), kind.origins[0]);
         set_below(t, {d.hash});
         t.unordered = d.unordered;
         t.discarding = d.discarding;
-        n->prims.push_back({P_SHIFT, {t.id}, {d.id}, 1});
+        n->prims.push_back({kind.primitive, {t.id}, {d.id}, 1});
         break;
       }
       case STRIDE: {
         Dim d = take(step.dims[0]);
         Hash h = Text().lit("'stride', ").h(d.hash).lit(", ").q(size_text).digest();
-        Dim& t = add(sz_.combine(d.size, step.size, false), h, O_STRIDE);
+        Dim& t = add(sz_.combine(d.size, step.size, false), h, kind.origins[0]);
         set_below(t, {d.hash});
         t.unordered = d.unordered;
         t.discarding = true;
-        n->prims.push_back({P_STRIDE, {t.id}, {d.id}, 0});
+        n->prims.push_back({kind.primitive, {t.id}, {d.id}, 0});
         break;
       }
       case UNFOLD: {
         Dim m = take(step.dims[0]), w = take(step.dims[1]);
-        Dim& t = add(m.size, Text().lit("'unfold', ").h(m.hash).lit(", ").h(w.hash).digest(), O_UNFOLD);
+        Dim& t = add(m.size, Text().lit("'unfold', ").h(m.hash).lit(", ").h(w.hash).digest(), kind.origins[0]);
         set_below(t, {m.hash, w.hash});
         t.unordered = m.unordered;
         t.window = w.size;
-        n->prims.push_back({P_UNFOLD, {t.id}, {m.id, w.id}, 0});
+        n->prims.push_back({kind.primitive, {t.id}, {m.id, w.id}, 0});
         break;
       }
       case EXPAND: {
         Dim d = take(step.dims[0]);
-        n->prims.push_back({P_EXPAND, {}, {d.id}, 0});
+        n->prims.push_back({kind.primitive, {}, {d.id}, 0});
         n->expands.push_back(Text().lit("'expand', ").h(d.hash).digest());
         break;
       }
@@ -454,16 +457,16 @@ class Space {
         for (size_t k = 0; k < sel.size(); ++k) {
           const Dim& d = sel[k];
           bool o = step.outer[k];
-          int wid = add(d.size, Text().lit("'wdim', ").h(d.hash).lit(", ").h(sig).digest(), O_WEIGHT, false).id;
+          int wid = add(d.size, Text().lit("'wdim', ").h(d.hash).lit(", ").h(sig).digest(), kind.origins[0], false).id;
           Hash wh = scratch_.hash;
-          Dim& t = add(d.size, Text().lit("'share', ").h(d.hash).lit(", ").h(sig).digest(), O_SHARE, !o);
+          Dim& t = add(d.size, Text().lit("'share', ").h(d.hash).lit(", ").h(sig).digest(), kind.origins[1], !o);
           set_below(t, {d.hash});
           t.unordered = d.unordered;
           t.discarding = d.discarding;
           t.summed = d.summed >= 0 ? d.summed + 1 : -1;
           int tid = t.id;
           Hash th = t.hash;
-          n->prims.push_back({P_SHARE, {tid, wid}, {d.id}, ordinal});
+          n->prims.push_back({kind.primitive, {tid, wid}, {d.id}, ordinal});
           if (o) {
             n->prims.push_back({P_EXPAND, {}, {tid}, 0});
             n->expands.push_back(Text().lit("'expand', ").h(th).digest());
@@ -475,8 +478,6 @@ class Space {
         n->weights.push_back(std::move(w));
         break;
       }
-      default:
-        throw std::invalid_argument("unknown step kind");
     }
     n->depth = node.depth + 1;
     n->reductions = node.reductions + (step.kind == REDUCE);

@@ -13,19 +13,11 @@
 
 #include "blake2b.h"
 #include "sizes.h"
+#include "steps.h"
 
 namespace syno {
 
 using Hash = uint64_t;
-
-// Step kinds in the order of Python's STEP_KINDS.
-enum Kind : int { REDUCE = 0, MERGE, SPLIT, SHIFT, STRIDE, UNFOLD, EXPAND, CONTRACT, NKINDS };
-inline const char* kind_name(int k) {
-  static const char* names[] = {"reduce", "merge", "split", "shift", "stride", "unfold", "expand", "contract"};
-  return names[k];
-}
-
-enum Origin : int { O_OUT, O_REDUCE, O_MERGE0, O_MERGE1, O_SPLIT, O_SHIFT, O_STRIDE, O_UNFOLD, O_SHARE, O_WEIGHT };
 
 // ---- digests: Python's digest(*parts) hashes repr(list of parts), sizes by their text ----------------------------
 // Builds the text of one digest in a reused buffer (apply hashes several texts per child, and string temporaries

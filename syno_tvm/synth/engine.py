@@ -25,6 +25,7 @@ from ..ir.sizes import Size
 from .canon import RULE_NAMES
 from .space import Final, Space
 from .state import Step
+from .steps import STEP_KINDS
 from .verdict import Reason, Verdict
 
 if tuple(_synth_native.VERDICT_REASONS) != tuple(r.name for r in Reason):
@@ -34,6 +35,11 @@ if tuple(_synth_native.VERDICT_REASONS) != tuple(r.name for r in Reason):
 if tuple(_synth_native.RULE_NAMES) != RULE_NAMES:  # the two tables must be the same, in the same order
     raise ImportError(f"native rule table {_synth_native.RULE_NAMES} differs from canon.RULES {RULE_NAMES}: "
                       "rebuild the extension (pip install -e .)")
+
+_NATIVE_KINDS = tuple(row["name"] for row in _synth_native.step_table())
+if _NATIVE_KINDS != STEP_KINDS:  # steps cross by name, and the order is the order kinds are offered in
+    raise ImportError(f"native step kinds {_NATIVE_KINDS} differ from steps.STEPS {STEP_KINDS}: rebuild the "
+                      "extension (pip install -e .)")
 
 Record = tuple  # (path, final): see NativeEngine.record
 
