@@ -174,6 +174,12 @@ class StepKind(ABC):
         return ()
 
 
+def _each_dim(kind: str, node: Node) -> Iterator[Step]:
+    """A step of ``kind`` on each distinct frontier dim (Shift, Expand: any dim, no size)."""
+    for d in node.by_hash.values():
+        yield Step(kind, (d.hash,))
+
+
 def _bigger(spec: Spec, main: Size, window: Size) -> bool:
     """An Unfold needs a main dim larger than its window in every binding (else it is all padding)."""
     return all(main.evaluate(b) > window.evaluate(b) for b in spec.bindings)
@@ -255,8 +261,7 @@ class _Split(StepKind):
 
 class _Shift(StepKind):
     def steps(self, space: SpaceView, node: Node) -> Iterator[Step]:
-        for d in node.by_hash.values():
-            yield Step(self.name, (d.hash,))
+        return _each_dim(self.name, node)
 
     def apply(self, b: Builder, step: Step) -> None:
         d = b.take(step.dims[0])
@@ -310,8 +315,7 @@ class _Unfold(StepKind):
 
 class _Expand(StepKind):
     def steps(self, space: SpaceView, node: Node) -> Iterator[Step]:
-        for d in node.by_hash.values():
-            yield Step(self.name, (d.hash,))
+        return _each_dim(self.name, node)
 
     def apply(self, b: Builder, step: Step) -> None:
         d = b.take(step.dims[0])
