@@ -99,8 +99,11 @@ def _guard_text(g: tuple) -> str:
 
 def render(op: Operator, result: str, out_dims: Sequence[int], reduce_dims: Sequence[int],
            factors: Sequence[tuple[str, Sequence[int]]], prims: Mapping[int, object] | None = None) -> str:
-    """``result[out] = sum_{reduce} prod factors[...]  where guards``, over the primitives ``prims`` (default all)."""
-    taken: set[str] = set()
+    """``result[out] = sum_{reduce} prod factors[...]  where guards``, over the primitives ``prims`` (default all).
+
+    Coefficient names (``g``, ``k``, ``s``) are taken from the start: an axis of size ``g`` named ``g`` read as the
+    coefficient in ``X[n, r0*g+g, ...]``."""
+    taken: set[str] = {name for name, _ in op.coefficients}
     names = iterator_names(op, out_dims, "i", taken)
     names.update(iterator_names(op, reduce_dims, "r", taken))
     state = Propagation({d: Sym(n) for d, n in names.items()})

@@ -17,13 +17,14 @@ FLOPs plan (``native/synth/plan.h``, held to :func:`plan` by ``tests/test_synth_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 from itertools import combinations
 from operator import mul
 from typing import Callable, Generic, Mapping, Sequence, TypeVar
 
 from ..ir.graph import Operator
+from ..ir.indexing import Propagation, propagate
 
 S = TypeVar("S")  # a planner's state: the factors still to combine and what is left to sum
 T = TypeVar("T")  # a planner's stage
@@ -120,7 +121,87 @@ def plan(op: Operator, binding: Mapping[str, int] | None = None) -> Plan:
         return Early(stage, stage.flops, rest)
 
     _, stages = cheapest_staging(start, lambda st: st.factors, early, final)
-    return Plan(tuple(stages), naive)
+    return Plan(lay_out(op, stages, op.binding(binding)), naive)
+
+
+@dataclass(frozen=True)
+class Slope:
+    """A value domain for :func:`syno_tvm.ir.indexing.propagate`: how far an index moves per step of one iterator.
+
+    ``None`` when that is not one number (a floordiv of a moving index).  ``%`` keeps the slope (the index is
+    contiguous between wraps), so Shift's wrap and Merge's right top keep it too; bound sizes are plain ints."""
+
+    slope: int | None
+
+    @staticmethod
+    def of(x: "Slope | int") -> "Slope":
+        return x if isinstance(x, Slope) else Slope(0)
+
+    def _combine(self, other: "Slope | int", sign: int) -> "Slope":
+        a, b = self.slope, Slope.of(other).slope
+        return Slope(None if a is None or b is None else a + sign * b)
+
+    def __add__(self, other: "Slope | int") -> "Slope":
+        return self._combine(other, 1)
+
+    __radd__ = __add__
+
+    def __sub__(self, other: "Slope | int") -> "Slope":
+        return self._combine(other, -1)
+
+    def __rsub__(self, other: "Slope | int") -> "Slope":
+        return Slope.of(other)._combine(self, -1)
+
+    def __mul__(self, other: "Slope | int") -> "Slope":
+        if isinstance(other, int):
+            return Slope(None if self.slope is None else self.slope * other)
+        return Slope(0 if self.slope == 0 and other.slope == 0 else None)
+
+    __rmul__ = __mul__
+
+    def __floordiv__(self, other: "Slope | int") -> "Slope":
+        return Slope(0 if self.slope == 0 and Slope.of(other).slope == 0 else None)
+
+    def __mod__(self, other: "Slope | int") -> "Slope":
+        return self if Slope.of(other).slope == 0 else Slope(None)
+
+
+def lay_out(op: Operator, stages: Sequence[Stage], full: Mapping[str, int]) -> tuple[Stage, ...]:
+    """Each intermediate stored the way its reader reads it; neither the values nor the FLOPs change.
+
+    Two rules, applied from the last stage back (a reader is laid out before what it reads); ``full`` is the
+    binding with the coefficients' defaults:
+
+    - ``shift-into-producer``: a Shift between an intermediate and its reader moves into the stage that makes the
+      intermediate, which then stores it already rotated, when that stage has no more points than the reader.  The
+      wrap is two selects per load (``te_forward`` spells it so); on the reader's innermost axis they stop
+      MetaSchedule's vectorization, and the smaller stage runs them fewer times.
+    - ``innermost-last``: the one axis of the intermediate that the reader walks with slope 1 along its own
+      innermost axis moves last, so the reader's loads along the axis MetaSchedule vectorizes are contiguous, as
+      conv2d's NCHW input is along ``w``.  The cut of :func:`_early_stage` orders axes by first appearance, which
+      for Operator 1 put ``w`` third of six (``Z0[n, h, w, k, i4, g]``: a stride of 96 floats along the reader's
+      ``w``).  An axis indexed by ``w // 8`` has no slope and stays where it is.
+    """
+    n_t = len(op.tensors)
+    out = list(stages)
+    points = lambda st: st.flops // max(1, len(st.factors))  # noqa: E731
+    for s in range(len(out) - 2, -1, -1):
+        r = next(c for c in range(s + 1, len(out)) if n_t + s in out[c].factors)
+        stage, reader = out[s], out[r]
+        if points(stage) <= points(reader):
+            for i in [i for i in reader.prims if op.prims[i].kind == "shift" and op.prims[i].tops[0] in stage.dims]:
+                p = op.prims[i]
+                stage = replace(stage, dims=tuple(p.bottoms[0] if d == p.tops[0] else d for d in stage.dims),
+                                prims=tuple(sorted(stage.prims + (i,))))
+                reader = replace(reader, prims=tuple(j for j in reader.prims if j != i))
+        if reader.dims:
+            walk = Propagation({d: Slope(1 if d == reader.dims[-1] else 0) for d in reader.dims + reader.reduce})
+            propagate({i: op.prims[i] for i in reader.prims}, op.sizes, walk, lambda z: z.value(full), set())
+            unit = [d for d in stage.dims if walk.values.get(d) == Slope(1)]
+            if len(unit) == 1:
+                stage = replace(stage, dims=tuple(d for d in stage.dims if d != unit[0]) + (unit[0],))
+        out[s], out[r] = stage, reader
+    return tuple(out)
 
 
 def _early_stage(op: Operator, state: _State, subset, size) -> Stage | None:
