@@ -134,6 +134,48 @@ struct Product {
   }
 };
 
+// Sizes or tokens of one frontier without heap storage: the bound is asked for every candidate step.
+using Ints = Small<int, 64>;
+using Tokens = Ints;
+
+// A frontier dim as the bound sees it: its size, whether it is a raw Reduce (no weight reads it yet; only told apart
+// under the no_expand_of_reduce rule, `raw`) and whether it is data-discarding.
+inline int token(const Dim& d, bool raw) { return 4 * d.size + 2 * (raw && d.summed == 0) + d.discarding; }
+
+// The child's shape-distance key as a step changes it (Python's distance-side ShapeDelta): a step kind's shape
+// function (steps.h) takes frontier dims off and adds sizes, counts primaries against the allowance and adds
+// weights and Reduces; Distance::of_step then bounds the result.
+class ShapeDelta {
+ public:
+  ShapeDelta(const Node& node, SizeTable& sizes, std::vector<int>& used, bool raw)
+      : weights(static_cast<int>(node.weights.size())), reductions(node.reductions), node_(node), sz_(sizes),
+        used_(used), raw_(raw) {}
+
+  int weights, reductions;
+
+  // Take the frontier dim of hash h: (its size, whether it is data-discarding).
+  std::pair<int, int> take(Hash h) {
+    int t = token(node_.dim(h), raw_);
+    int i = static_cast<int>(std::find(tokens_.v, tokens_.v + tokens_.n, t) - tokens_.v);
+    std::copy(tokens_.v + i + 1, tokens_.v + tokens_.n, tokens_.v + i);
+    --tokens_.n;
+    return {t >> 2, t & 1};
+  }
+  // Add a frontier dim of `size` (`raw`: a Reduce dim no weight reads yet).
+  void add(int size, bool discarding, bool raw = false) { tokens_.push_back(4 * size + 2 * (raw && raw_) + discarding); }
+  void count(int size) { sz_.count_primaries(size, used_); }
+  int product(int a, int b) { return sz_.combine(a, b, false); }
+  int quotient(int a, int b) { return sz_.combine(a, b, true); }
+
+ private:
+  friend class Distance;
+  const Node& node_;
+  SizeTable& sz_;
+  std::vector<int>& used_;
+  bool raw_;
+  Tokens tokens_;
+};
+
 class Distance {
  public:
   Distance(SizeTable& sizes, const NativeSpec& spec) : sz_(sizes), spec_(spec) {
@@ -160,8 +202,6 @@ class Distance {
     std::sort(reduces_.begin(), reduces_.end(), [&](int a, int b) { return sz_.key_less(a, b); });
   }
 
-  int token(const Dim& d, bool raw) const { return 4 * d.size + 2 * (raw && d.summed == 0) + d.discarding; }
-
   // The bound for a node (can_reduce, floor: as in Python; floor -1 for any).
   int of_node(const Node& node, bool can_reduce, int floor, bool raw) {
     Tokens tokens;
@@ -169,78 +209,20 @@ class Distance {
     return memo(tokens, node.used, static_cast<int>(node.weights.size()), node.reductions, can_reduce, floor);
   }
 
-  // The bound for the child that `step` leads to, from the sizes it creates and consumes alone.
-  int of_step(const Node& node, const Step& step, bool can_reduce, int floor, bool raw) {
-    Tokens tokens;
-    for (const auto& d : node.frontier) tokens.push_back(token(d, raw));
+  // The bound for the child that `step` leads to, from the sizes it creates and consumes alone: `shape` is the
+  // step kind's effect on the parent's key (steps.h), so the child is judged without being built.
+  int of_step(const Node& node, const Step& step, void (*shape)(ShapeDelta&, const Step&), bool can_reduce, int floor,
+              bool raw) {
     used_ = node.used;
-    std::vector<int>& used = used_;
-    int weights = static_cast<int>(node.weights.size()), reductions = node.reductions;
-    auto take = [&](Hash h) {
-      int t = token(node.dim(h), raw);
-      remove_one(tokens, t);
-      return std::pair<int, int>(t >> 2, t & 1);
-    };
-    switch (step.kind) {
-      case REDUCE:
-        tokens.push_back(4 * step.size + 2 * raw);
-        sz_.count_primaries(step.size, used);
-        reductions += 1;
-        break;
-      case MERGE: {
-        auto [i, disc] = take(step.dims[0]);
-        tokens.push_back(4 * sz_.combine(i, step.size, true) + disc);
-        tokens.push_back(4 * step.size + disc);
-        break;
-      }
-      case SPLIT: {
-        auto [a, da] = take(step.dims[0]);
-        auto [b, db] = take(step.dims[1]);
-        tokens.push_back(4 * sz_.combine(a, b, false) + (da || db));
-        break;
-      }
-      case STRIDE:
-        tokens.push_back(4 * sz_.combine(take(step.dims[0]).first, step.size, false) + 1);
-        break;
-      case UNFOLD: {
-        int main = take(step.dims[0]).first;
-        take(step.dims[1]);
-        tokens.push_back(4 * main);
-        break;
-      }
-      case EXPAND:
-        take(step.dims[0]);
-        break;
-      case CONTRACT:
-        for (size_t k = 0; k < step.dims.size(); ++k) {
-          auto [i, disc] = take(step.dims[k]);
-          if (!step.outer[k]) tokens.push_back(4 * i + disc);
-          sz_.count_primaries(i, used);
-        }
-        weights += 1;
-        break;
-      case SHIFT: {
-        auto [i, disc] = take(step.dims[0]);
-        tokens.push_back(4 * i + disc);  // the same size, no longer a raw Reduce
-        break;
-      }
-    }
-    return memo(tokens, used, weights, reductions, can_reduce, floor);
+    ShapeDelta d(node, sz_, used_, raw);
+    for (const auto& x : node.frontier) d.tokens_.push_back(token(x, raw));
+    shape(d, step);
+    return memo(d.tokens_, used_, d.weights, d.reductions, can_reduce, floor);
   }
 
   size_t memo_size() const { return memo_.size(); }
 
  private:
-  // Sizes or tokens of one frontier without heap storage: the bound is asked for every candidate step.
-  using Ints = Small<int, 64>;
-  using Tokens = Ints;
-
-  static void remove_one(Tokens& tokens, int t) {
-    int i = static_cast<int>(std::find(tokens.v, tokens.v + tokens.n, t) - tokens.v);
-    std::copy(tokens.v + i + 1, tokens.v + tokens.n, tokens.v + i);
-    --tokens.n;
-  }
-
   // The Reduce sizes not below `floor` in size order (all for -1), cached per floor.
   const std::vector<int>& reduces_from(int floor) {
     auto it = floors_.find(floor);
@@ -516,7 +498,7 @@ class Distance {
   Memo memo_;
   std::unordered_map<int, std::vector<int>> floors_;
   const std::vector<int> none_;
-  std::vector<int> used_;  // scratch for of_step
+  std::vector<int> used_;  // scratch for of_step (the child's allowance used)
 };
 
 }  // namespace syno

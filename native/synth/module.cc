@@ -83,7 +83,7 @@ class Engine {
     out["final"] = f.ok ? py::object(final_out(f)) : py::object(py::str(f.why));
     py::list judged;
     std::vector<Step> steps;
-    for (int k = 0; k < CONTRACT; ++k)
+    for (int k = 0; k < NKINDS; ++k)
       for (auto& s : space_.steps(*node, k)) steps.push_back(s);
     py::list closing;
     for (auto& s : space_.closing_contractions(*node)) {
@@ -119,7 +119,7 @@ class Engine {
     }
     known_[node->hash] = node;
     std::vector<Step> steps;
-    for (int k = 0; k < CONTRACT; ++k)
+    for (int k = 0; k < NKINDS; ++k)
       for (auto& s : space_.steps(*node, k)) steps.push_back(s);
     for (auto& s : space_.all_contractions(*node)) steps.push_back(s);
     py::list out;

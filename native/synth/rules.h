@@ -56,9 +56,6 @@ constexpr RuleKinds RULE_TABLE[NRULES] = {
 inline const char* rule_name(int rule) { return RULE_TABLE[rule].name; }
 inline bool rule_about(int rule, int kind) { return RULE_TABLE[rule].kinds >> kind & 1u; }
 
-inline bool contains(const std::vector<int>& xs, int x) { return std::find(xs.begin(), xs.end(), x) != xs.end(); }
-inline bool contains(const std::vector<Hash>& xs, Hash x) { return std::find(xs.begin(), xs.end(), x) != xs.end(); }
-
 // Whether `rule` allows `step` at `node` (the rule is about the step's kind).
 inline bool rule_allows(int rule, SizeTable& sz, const NativeSpec& spec, const Node& node, const Step& step) {
   switch (rule) {

@@ -146,7 +146,7 @@ class Sampler {
     if (found >= 0) return entries_[found];
     Entry e;
     std::vector<Item> items;
-    for (int k = 0; k < CONTRACT; ++k) {
+    for (int k = 0; k < NKINDS; ++k) {  // listed kinds; Contractions (no listing) are drawn or closing, below
       if (k == REDUCE && !space_.can_reduce(node)) continue;
       cands_.clear();
       space_.candidates(node, k, cands_);

@@ -1,5 +1,6 @@
 // The bottom-up space of syno_tvm/synth/space.py: candidate steps, the judge (depth, rules, shape distance),
-// apply, and Finalize with the FLOPs/params limits.  Same digests, same rules, same bound: a path the native
+// apply, and Finalize with the FLOPs/params limits.  What differs between step kinds is in steps.h, reached through
+// STEP_TABLE; the Contractions' draws and listings are here, as in Python's Space.  Same digests, same rules, same bound: a path the native
 // sampler takes is a path the Python space accepts, ending in the same operator (tests/test_synth_native.py).
 #pragma once
 
@@ -14,18 +15,11 @@
 #include "distance.h"
 #include "plan.h"
 #include "rules.h"
+#include "steps.h"
 
 namespace syno {
 
 using NodeP = std::shared_ptr<const Node>;
-
-// A candidate step of a kind other than Contraction, in a quarter of a Step's space: a node keeps hundreds of them
-// until they are judged.  By dim hash, not position: another path reaches the node with the dims in another order.
-struct Cand {
-  int32_t kind;
-  int32_t size;
-  Hash a, b;  // the dim, or a Split's/Unfold's first and second
-};
 
 struct Verdict {
   enum Reason : int { OK, DEPTH, RULE, DISTANCE };
@@ -48,7 +42,7 @@ struct Final {
 class Space {
  public:
   Space(SizeTable& sizes, NativeSpec spec, const std::vector<std::string>& rules)
-      : sz_(sizes), spec_(std::move(spec)), dist_(sizes, spec_) {
+      : sz_(sizes), spec_(std::move(spec)), dist_(sizes, spec_), view_(sizes, spec_) {
     if (spec_.max_shares > MAX_SHARES)
       throw std::invalid_argument("the native search supports at most " + std::to_string(MAX_SHARES) +
                                   " Shares per Contraction; lower the spec's shares or use the Python sampler");
@@ -111,46 +105,10 @@ class Space {
   }
 
   // ---- candidate steps (before rules and distance) ----------------------------------------------------------------
-  // Candidate steps of one kind, each distinct frontier hash once, as compact records (Cand).
+  // Candidate steps of one kind, each distinct frontier hash once, as compact records (Cand); none for a kind that
+  // has no listing (Contractions).
   void candidates(const Node& node, int kind, std::vector<Cand>& out) {
-    std::vector<const Dim*>& uniq = unique_dims(node);
-    switch (kind) {
-      case REDUCE:
-        if (node.reductions < spec_.max_reductions)
-          for (int s : spec_.reduce_sizes)
-            if (allowance_ok(node, &s, 1)) out.push_back({REDUCE, s, 0, 0});
-        break;
-      case MERGE:
-        for (const Dim* d : uniq)
-          for (int b : blocks(d->size)) out.push_back({MERGE, b, d->hash, 0});
-        break;
-      case SHIFT:
-      case EXPAND:
-        for (const Dim* d : uniq) out.push_back({kind, -1, d->hash, 0});
-        break;
-      case STRIDE:
-        for (const Dim* d : uniq)
-          for (int s : spec_.stride_sizes) out.push_back({STRIDE, s, d->hash, 0});
-        break;
-      case SPLIT: {
-        size_t first = out.size();
-        for (size_t i = 0; i < node.frontier.size(); ++i)
-          for (size_t j = 0; j < node.frontier.size(); ++j) {
-            if (i == j) continue;
-            Hash hi = node.frontier[i].hash, hj = node.frontier[j].hash;
-            bool seen = false;
-            for (size_t k = first; k < out.size() && !seen; ++k) seen = out[k].a == hi && out[k].b == hj;
-            if (!seen) out.push_back({SPLIT, -1, hi, hj});
-          }
-        break;
-      }
-      case UNFOLD:
-        for (const Dim* m : uniq)
-          for (const Dim* w : uniq)
-            if (contains(spec_.window_sizes, w->size) && m != w && bigger(m->size, w->size))
-              out.push_back({UNFOLD, -1, m->hash, w->hash});
-        break;
-    }
+    if (STEP_TABLE[kind].candidates) STEP_TABLE[kind].candidates(view_, node, out);
   }
 
   static Step step_of(const Cand& c) {
@@ -321,8 +279,9 @@ class Space {
           break;
         }
       if (v.reason == Verdict::OK) {
-        v.dist = dist_.of_step(node, step, (node.only_reduces() && step.kind == REDUCE) || reduce_anywhere_,
-                               reduce_floor(step), raw_);
+        v.dist = dist_.of_step(node, step, STEP_TABLE[step.kind].shape,
+                               (node.only_reduces() && step.kind == REDUCE) || reduce_anywhere_, reduce_floor(step),
+                               raw_);
         if (v.dist > remaining(node) - 1) v.reason = Verdict::DISTANCE;
         else out = apply(node, step);
       }
@@ -344,143 +303,12 @@ class Space {
   }
 
   NodeP apply(const Node& node, const Step& step) {
-    auto n = std::make_shared<Node>(node);  // depth, last and hash are set below
-    auto take = [&](Hash h) {
-      for (auto it = n->frontier.begin(); it != n->frontier.end(); ++it)
-        if (it->hash == h) {
-          Dim d = *it;
-          n->frontier.erase(it);
-          return d;
-        }
-      throw std::invalid_argument("a step refers to a dim that is not on the frontier");
-    };
-    auto add = [&](int size, Hash h, Origin origin, bool keep = true) -> Dim& {
-      n->sizes.push_back(size);
-      scratch_ = Dim();
-      scratch_.id = static_cast<int>(n->sizes.size()) - 1;
-      scratch_.size = size;
-      scratch_.hash = h;
-      scratch_.origin = origin;
-      if (keep) {
-        n->frontier.push_back(scratch_);
-        return n->frontier.back();
-      }
-      return scratch_;
-    };
-    const std::string& size_text = step.size >= 0 ? sz_[step.size].text : empty_;
     if (step.kind < 0 || step.kind >= NKINDS) throw std::invalid_argument("unknown step kind");
-    const StepKind& kind = STEP_TABLE[step.kind];  // the primitive and the origins of what it creates
-    switch (step.kind) {
-      case REDUCE: {
-        Dim& r = add(step.size, Text().lit("'reduce', ").q(size_text).digest(), kind.origins[0]);
-        r.summed = 0;
-        n->prims.push_back({kind.primitive, {r.id}, {}, 0});
-        sz_.count_primaries(step.size, n->used);
-        break;
-      }
-      case MERGE: {
-        Dim d = take(step.dims[0]);
-        int t0id, t1id;
-        for (int minor = 0; minor < 2; ++minor) {
-          int size = minor ? step.size : sz_.combine(d.size, step.size, true);
-          Dim& t = add(size, merge_top_hash(d.hash, minor, size_text), kind.origins[minor]);
-          set_below(t, {d.hash});
-          t.unordered = d.unordered;
-          t.discarding = d.discarding;
-          t.block = step.size;
-          (minor ? t1id : t0id) = t.id;
-        }
-        n->prims.push_back({kind.primitive, {t0id, t1id}, {d.id}, 0});
-        break;
-      }
-      case SPLIT: {
-        Dim a = take(step.dims[0]), b = take(step.dims[1]);
-        Hash h = Text().lit("'split', ").h(a.hash).lit(", ").h(b.hash).digest();
-        Dim& t = add(sz_.combine(a.size, b.size, false), h, kind.origins[0]);
-        set_below(t, {a.hash, b.hash});
-        t.unordered = a.unordered && b.unordered;
-        t.discarding = a.discarding || b.discarding;
-        t.block = b.size;
-        n->prims.push_back({kind.primitive, {t.id}, {a.id, b.id}, 0});
-        break;
-      }
-      case SHIFT: {
-        Dim d = take(step.dims[0]);
-        Dim& t = add(d.size, Text().lit("'shift', ").h(d.hash).digest(), kind.origins[0]);
-        set_below(t, {d.hash});
-        t.unordered = d.unordered;
-        t.discarding = d.discarding;
-        n->prims.push_back({kind.primitive, {t.id}, {d.id}, 1});
-        break;
-      }
-      case STRIDE: {
-        Dim d = take(step.dims[0]);
-        Hash h = Text().lit("'stride', ").h(d.hash).lit(", ").q(size_text).digest();
-        Dim& t = add(sz_.combine(d.size, step.size, false), h, kind.origins[0]);
-        set_below(t, {d.hash});
-        t.unordered = d.unordered;
-        t.discarding = true;
-        n->prims.push_back({kind.primitive, {t.id}, {d.id}, 0});
-        break;
-      }
-      case UNFOLD: {
-        Dim m = take(step.dims[0]), w = take(step.dims[1]);
-        Dim& t = add(m.size, Text().lit("'unfold', ").h(m.hash).lit(", ").h(w.hash).digest(), kind.origins[0]);
-        set_below(t, {m.hash, w.hash});
-        t.unordered = m.unordered;
-        t.window = w.size;
-        n->prims.push_back({kind.primitive, {t.id}, {m.id, w.id}, 0});
-        break;
-      }
-      case EXPAND: {
-        Dim d = take(step.dims[0]);
-        n->prims.push_back({kind.primitive, {}, {d.id}, 0});
-        n->expands.push_back(Text().lit("'expand', ").h(d.hash).digest());
-        break;
-      }
-      case CONTRACT: {
-        std::vector<Dim> sel;
-        for (Hash h : step.dims) sel.push_back(take(h));
-        std::vector<std::pair<Hash, char>> pairs;
-        for (size_t k = 0; k < sel.size(); ++k) pairs.push_back({sel[k].hash, step.outer[k]});
-        std::sort(pairs.begin(), pairs.end());
-        Text text;
-        text.lit("'weight', [");
-        for (size_t k = 0; k < pairs.size(); ++k)
-          text.lit(k ? ", [" : "[").h(pairs[k].first).lit(pairs[k].second ? ", True]" : ", False]");
-        Hash sig = text.lit("]").digest();
-        int ordinal = static_cast<int>(n->weights.size()) + 1;
-        Weight w;
-        w.sig = sig;
-        w.touched.assign(step.dims.begin(), step.dims.end());
-        w.outer.assign(step.outer.begin(), step.outer.end());
-        for (size_t k = 0; k < sel.size(); ++k) {
-          const Dim& d = sel[k];
-          bool o = step.outer[k];
-          int wid = add(d.size, Text().lit("'wdim', ").h(d.hash).lit(", ").h(sig).digest(), kind.origins[0], false).id;
-          Hash wh = scratch_.hash;
-          Dim& t = add(d.size, Text().lit("'share', ").h(d.hash).lit(", ").h(sig).digest(), kind.origins[1], !o);
-          set_below(t, {d.hash});
-          t.unordered = d.unordered;
-          t.discarding = d.discarding;
-          t.summed = d.summed >= 0 ? d.summed + 1 : -1;
-          int tid = t.id;
-          Hash th = t.hash;
-          n->prims.push_back({kind.primitive, {tid, wid}, {d.id}, ordinal});
-          if (o) {
-            n->prims.push_back({P_EXPAND, {}, {tid}, 0});
-            n->expands.push_back(Text().lit("'expand', ").h(th).digest());
-          }
-          w.dims.push_back({wid, wh});
-          w.tops.push_back(o ? 0 : th);
-          sz_.count_primaries(d.size, n->used);
-        }
-        n->weights.push_back(std::move(w));
-        break;
-      }
-    }
+    auto n = std::make_shared<Node>(node);  // depth, last and hash are set below
+    const StepKind& kind = STEP_TABLE[step.kind];
+    Builder b(*n, step, kind, sz_);
+    kind.apply(b, step);
     n->depth = node.depth + 1;
-    n->reductions = node.reductions + (step.kind == REDUCE);
     n->has_last = true;
     n->last = step;
     n->compute_hash();
@@ -508,8 +336,6 @@ class Space {
     return buf;
   }
 
-  static void set_below(Dim& d, std::initializer_list<Hash> hs) { std::copy(hs.begin(), hs.end(), d.below); }
-
   // A Contraction step with its (hash, outer) pairs in sorted order, as Python builds them.
   static Step contraction(std::vector<std::pair<Hash, char>> pairs) {
     std::sort(pairs.begin(), pairs.end());
@@ -525,7 +351,7 @@ class Space {
   bool step_allowance_ok(const Node& node, const Step& s) const {
     int sizes[MAX_SHARES];
     for (size_t k = 0; k < s.dims.size(); ++k) sizes[k] = node.dim(s.dims[k]).size;
-    return allowance_ok(node, sizes, static_cast<int>(s.dims.size()));
+    return view_.allowance_ok(node, sizes, static_cast<int>(s.dims.size()));
   }
 
   static std::vector<std::vector<int>> combinations(const std::vector<int>& xs, int r) {
@@ -545,49 +371,6 @@ class Space {
       for (int j = i + 1; j < r; ++j) idx[j] = idx[j - 1] + 1;
     }
     return out;
-  }
-
-  std::vector<const Dim*>& unique_dims(const Node& node) {
-    std::vector<const Dim*>& out = uniq_;  // first-appearance order, the last dim of each hash (Python's by_hash)
-    out.clear();
-    for (const auto& d : node.frontier) {
-      bool seen = false;
-      for (auto& p : out)
-        if (p->hash == d.hash) {
-          p = &d;
-          seen = true;
-        }
-      if (!seen) out.push_back(&d);
-    }
-    return out;
-  }
-
-  const std::vector<int>& blocks(int size) {
-    auto it = blocks_.find(size);
-    if (it != blocks_.end()) return it->second;
-    std::vector<int> out;
-    for (int b : spec_.block_sizes)
-      if (b != size && sz_[sz_.combine(size, b, true)].valid) out.push_back(b);
-    return blocks_[size] = out;
-  }
-
-  bool bigger(int main, int window) const {
-    for (int b = 0; b < sz_.nbindings(); ++b)
-      if (!(sz_[main].value[b] > sz_[window].value[b])) return false;
-    return true;
-  }
-
-  // Primary variables introduced by Reduces and selected dims stay within their allowance.
-  bool allowance_ok(const Node& node, const int* sizes, int n) const {
-    int used[MAX_VARS];
-    std::copy(node.used.begin(), node.used.end(), used);
-    for (int i = 0; i < n; ++i)
-      for (int v = 0; v < sz_.nvars(); ++v)
-        if (sz_.is_primary(v) && sz_[sizes[i]].pw[v]) {
-          used[v] += sz_[sizes[i]].pw[v];
-          if (used[v] > spec_.allowance[v]) return false;
-        }
-    return true;
   }
 
   bool frontier_is_input(const Node& node) const {
@@ -685,16 +468,13 @@ class Space {
   SizeTable& sz_;
   NativeSpec spec_;
   Distance dist_;
+  SpaceView view_;
   bool on_[NRULES] = {};
   std::vector<int> rules_for_[NKINDS];
   bool reduce_anywhere_ = false, reduce_sorted_ = false, raw_ = false;
   std::vector<int> input_sorted_;
-  std::unordered_map<int, std::vector<int>> blocks_;
   std::unordered_map<Hash, Final> finals_;
   const Final not_input_{false, "the frontier is not the input's dims", nullptr, {}, {}, {}, {}, {}};
-  Dim scratch_;
-  std::vector<const Dim*> uniq_;  // scratch for steps()
-  std::string empty_;
 };
 
 }  // namespace syno

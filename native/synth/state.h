@@ -13,11 +13,20 @@
 
 #include "blake2b.h"
 #include "sizes.h"
-#include "steps.h"
 
 namespace syno {
 
 using Hash = uint64_t;
+
+// Codes of the step kinds (Step.kind): a kind's code is its row in steps.h's STEP_TABLE, where its code lives.
+enum Kind : int { REDUCE = 0, MERGE, SPLIT, SHIFT, STRIDE, UNFOLD, EXPAND, CONTRACT, NKINDS };
+
+// What created a dim (Dim.origin, what the rules read): the output itself, or a step (the origins of the rows of
+// STEP_TABLE, in table order).
+enum Origin : int { O_OUT, O_REDUCE, O_MERGE0, O_MERGE1, O_SPLIT, O_SHIFT, O_STRIDE, O_UNFOLD, O_WEIGHT, O_SHARE,
+                    NORIGINS };
+constexpr const char* ORIGIN_NAMES[NORIGINS] = {"out",   "reduce", "merge0", "merge1", "split",
+                                                "shift", "stride", "unfold", "weight", "share"};
 
 // ---- digests: Python's digest(*parts) hashes repr(list of parts), sizes by their text ----------------------------
 // Builds the text of one digest in a reused buffer (apply hashes several texts per child, and string temporaries
@@ -58,6 +67,9 @@ class Text {
   }
   std::string& s_;
 };
+
+inline bool contains(const std::vector<int>& xs, int x) { return std::find(xs.begin(), xs.end(), x) != xs.end(); }
+inline bool contains(const std::vector<Hash>& xs, Hash x) { return std::find(xs.begin(), xs.end(), x) != xs.end(); }
 
 inline Hash merge_top_hash(Hash bottom, bool minor, const std::string& block) {
   return Text().lit("'merge', ").h(bottom).lit(minor ? ", 1, " : ", 0, ").q(block).digest();

@@ -14,8 +14,8 @@ the space, the shape distance and :mod:`~syno_tvm.synth.locate` hold no per-kind
 The order of :data:`STEPS` is the order the space offers the kinds in (Syno's stages: Reduces first), so it decides
 which finals a seed draws.  Dims' *origins* name what created them (``out`` for the output's own, else the ones
 listed here), the facts the canonicalization rules read (:mod:`syno_tvm.synth.canon`).  The native engine has the
-same table (``native/synth/steps.h``: name, code = position here, primitive, dims taken, origins), which
-``tests/test_synth_native.py`` checks field by field.
+same table (``native/synth/steps.h``: name, code = position here, primitive, dims taken, origins, and per kind its
+candidates, apply and shape functions, as here), which ``tests/test_synth_native.py`` checks field by field.
 
 Must not import the space, the distance or locate (they import this); what they give a kind is typed by the
 protocols below.
