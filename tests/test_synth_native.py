@@ -29,7 +29,7 @@ from syno_tvm.ir.primitives import PRIMITIVES
 from syno_tvm.ir.sizes import Size
 from syno_tvm.lower.order import plan
 from syno_tvm.synth.canon import RULE_NAMES, RULES
-from syno_tvm.synth.engine import NativeEngine
+from syno_tvm.synth.engine import NativeEngine, spec_data
 from syno_tvm.synth.generate import random_samples
 from syno_tvm.synth.sampler import NativeSampler, PythonSampler, create
 from syno_tvm.synth.space import Space
@@ -152,6 +152,25 @@ def test_step_table_is_the_python_one():
                        "origins": kind.origins}, kind.name
     made = [o for kind in STEPS.values() for o in kind.origins]
     assert tuple(_synth_native.ORIGINS) == ("out", *dict.fromkeys(made))
+
+
+def test_spec_data_refuses_missing_unknown_and_mistyped_fields():
+    """The engine is built from a SpecData whose every field is named: a field left out, misspelt or of the wrong
+    type is a TypeError when the spec is built, not a default the search silently runs with; fields that do not fit
+    together (a size over other variables than the spec's) are a ValueError, not a read past a list."""
+    sp = space("vision", "rules")
+    data = spec_data(sp)
+    assert data.names == sorted(sp.spec.variables.names()) and data.max_depth == sp.spec.max_depth
+    fields = {k: getattr(data, k) for k in dir(data) if not k.startswith("_")}
+    _synth_native.SpecData(**fields)  # what it holds builds it again
+    with pytest.raises(TypeError, match="missing field 'probe'"):
+        _synth_native.SpecData(**{k: v for k, v in fields.items() if k != "probe"})
+    with pytest.raises(TypeError, match="unknown field 'max_dpeth'"):
+        _synth_native.SpecData(**fields, max_dpeth=10)
+    with pytest.raises(TypeError, match="field 'max_depth' takes no float"):
+        _synth_native.SpecData(**dict(fields, max_depth=10.0))
+    with pytest.raises(ValueError, match="a power per variable"):
+        _synth_native.SpecData(**dict(fields, reduce_sizes=[(1, 1, [1])]))
 
 
 def _native_flops(op: Operator, bindings) -> list[int]:

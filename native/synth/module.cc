@@ -1,10 +1,12 @@
 // Python bindings of the native search (module syno_tvm._synth_native).  syno_tvm/synth/engine.py is the only
-// caller: it builds the spec data from a Python Spec and turns records back into Steps and Operators.
+// caller: it builds a SpecData from a Python Spec and turns records back into Steps and Operators.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <tuple>
+#include <type_traits>
 #include <unordered_map>
 #include <string>
 #include <vector>
@@ -21,19 +23,72 @@ const char* prim_name(int k) {
   return names[k];
 }
 
-std::vector<char> flags(const py::handle& h) {
-  std::vector<char> out;
-  for (auto x : h.cast<py::list>()) out.push_back(x.cast<bool>());
-  return out;
+// SpecData's fields by name: `f(name, member)` for each, for its keyword constructor and its attributes.
+template <class F>
+void spec_fields(F&& f) {
+  f("names", &SpecData::names);
+  f("primary", &SpecData::primary);
+  f("bindings", &SpecData::bindings);
+  f("probe", &SpecData::probe);
+  f("allowance", &SpecData::allowance);
+  f("output", &SpecData::output);
+  f("input", &SpecData::input);
+  f("fixed", &SpecData::fixed);
+  f("search_input", &SpecData::search_input);
+  f("block_sizes", &SpecData::block_sizes);
+  f("reduce_sizes", &SpecData::reduce_sizes);
+  f("stride_sizes", &SpecData::stride_sizes);
+  f("window_sizes", &SpecData::window_sizes);
+  f("max_depth", &SpecData::max_depth);
+  f("max_weights", &SpecData::max_weights);
+  f("max_reductions", &SpecData::max_reductions);
+  f("max_shares", &SpecData::max_shares);
+  f("strides", &SpecData::strides);
+  f("layers", &SpecData::layers);
+  f("layer_names", &SpecData::layer_names);
+  f("ref_flops", &SpecData::ref_flops);
+  f("ref_params", &SpecData::ref_params);
+  f("flops", &SpecData::flops);
+  f("params", &SpecData::params);
+  f("reference", &SpecData::reference);
+  f("flops_text", &SpecData::flops_text);
+  f("params_text", &SpecData::params_text);
+}
+
+// A SpecData from keywords: every field exactly once and of its type, else TypeError naming the field (a field
+// left out or misspelt would otherwise leave a default the search silently runs with); fields that do not fit
+// together, ValueError.
+SpecData spec_from(const py::kwargs& kw) {
+  SpecData s;
+  std::vector<std::string> known;
+  spec_fields([&](const char* name, auto member) {
+    known.push_back(name);
+    if (!kw.contains(name)) throw py::type_error(std::string("SpecData: missing field '") + name + "'");
+    using T = std::remove_reference_t<decltype(s.*member)>;
+    try {
+      s.*member = kw[name].template cast<T>();
+    } catch (const py::cast_error&) {
+      py::object value = kw[name];
+      throw py::type_error(std::string("SpecData: field '") + name + "' takes no " +
+                           py::str(py::type::of(value).attr("__name__")).cast<std::string>() + " (" +
+                           py::repr(value).cast<std::string>().substr(0, 80) + ")");
+    }
+  });
+  for (auto item : kw) {
+    auto key = item.first.cast<std::string>();
+    if (std::find(known.begin(), known.end(), key) == known.end())
+      throw py::type_error("SpecData: unknown field '" + key + "'");
+  }
+  s.check();
+  return s;
 }
 
 Hash parse_hex(const std::string& s) { return std::stoull(s, nullptr, 16); }
 
 class Engine {
  public:
-  Engine(const py::dict& d, const std::vector<std::string>& rules, uint64_t seed)
-      : sizes_(d["names"].cast<std::vector<std::string>>(), flags(d["primary"]),
-               d["bindings"].cast<std::vector<std::vector<int64_t>>>(), d["probe"].cast<int>()),
+  Engine(const SpecData& d, const std::vector<std::string>& rules, uint64_t seed)
+      : sizes_(d.names, std::vector<char>(d.primary.begin(), d.primary.end()), d.bindings, d.probe),
         space_(sizes_, build_spec(d), rules),
         sampler_(space_, seed) {
     forget();
@@ -150,46 +205,39 @@ class Engine {
   size_t known() const { return known_.size(); }
 
  private:
-  int size_in(const py::handle& h) {
-    auto t = h.cast<py::tuple>();
-    return sizes_.intern(t[0].cast<int64_t>(), t[1].cast<int64_t>(), t[2].cast<std::vector<int>>());
-  }
+  int size_in(const SizeIn& x) { return sizes_.intern(std::get<0>(x), std::get<1>(x), std::get<2>(x)); }
 
-  std::vector<int> sizes_in(const py::handle& h) {
+  std::vector<int> sizes_in(const std::vector<SizeIn>& xs) {
     std::vector<int> out;
-    for (auto x : h.cast<py::list>()) out.push_back(size_in(x));
+    for (const auto& x : xs) out.push_back(size_in(x));
     return out;
   }
 
-  NativeSpec build_spec(const py::dict& d) {
+  NativeSpec build_spec(const SpecData& d) {
     NativeSpec s;
-    for (auto o : d["output"].cast<py::list>()) {
-      auto t = o.cast<py::tuple>();
-      s.output.push_back({size_in(t[0]), t[1].cast<bool>()});
-    }
-    s.input = sizes_in(d["input"]);
-    s.fixed = d["fixed"].cast<std::vector<std::pair<int, int>>>();
-    s.search_input = sizes_in(d["search_input"]);
-    s.block_sizes = sizes_in(d["block_sizes"]);
-    s.reduce_sizes = sizes_in(d["reduce_sizes"]);
-    s.stride_sizes = sizes_in(d["stride_sizes"]);
-    s.window_sizes = sizes_in(d["window_sizes"]);
-    s.allowance = d["allowance"].cast<std::vector<int>>();
-    s.max_depth = d["max_depth"].cast<int>();
-    s.max_weights = d["max_weights"].cast<int>();
-    s.max_reductions = d["max_reductions"].cast<int>();
-    s.max_shares = d["max_shares"].cast<int>();
-    s.strides = d["strides"].cast<bool>();
-    s.layers = d["layers"].cast<std::vector<int>>();
-    s.layer_names = d["layer_names"].cast<std::vector<std::string>>();
-    s.ref_flops = d["ref_flops"].cast<std::vector<int64_t>>();
-    s.ref_params = d["ref_params"].cast<std::vector<int64_t>>();
-    auto fl = d["flops"].cast<std::pair<double, double>>();
-    auto pa = d["params"].cast<std::pair<double, double>>();
-    s.flops_lo = fl.first, s.flops_hi = fl.second, s.params_lo = pa.first, s.params_hi = pa.second;
-    s.reference = d["reference"].cast<std::string>();
-    s.flops_text = d["flops_text"].cast<std::string>();
-    s.params_text = d["params_text"].cast<std::string>();
+    for (const auto& [size, unordered] : d.output) s.output.push_back({size_in(size), unordered});
+    s.input = sizes_in(d.input);
+    s.fixed = d.fixed;
+    s.search_input = sizes_in(d.search_input);
+    s.block_sizes = sizes_in(d.block_sizes);
+    s.reduce_sizes = sizes_in(d.reduce_sizes);
+    s.stride_sizes = sizes_in(d.stride_sizes);
+    s.window_sizes = sizes_in(d.window_sizes);
+    s.allowance = d.allowance;
+    s.max_depth = d.max_depth;
+    s.max_weights = d.max_weights;
+    s.max_reductions = d.max_reductions;
+    s.max_shares = d.max_shares;
+    s.strides = d.strides;
+    s.layers = d.layers;
+    s.layer_names = d.layer_names;
+    s.ref_flops = d.ref_flops;
+    s.ref_params = d.ref_params;
+    std::tie(s.flops_lo, s.flops_hi) = d.flops;
+    std::tie(s.params_lo, s.params_hi) = d.params;
+    s.reference = d.reference;
+    s.flops_text = d.flops_text;
+    s.params_text = d.params_text;
     return s;
   }
 
@@ -199,7 +247,7 @@ class Engine {
     for (int k = 0; k < NKINDS; ++k)
       if (kind == kind_name(k)) s.kind = k;
     for (auto h : t[1].cast<py::list>()) s.dims.push_back(parse_hex(h.cast<std::string>()));
-    s.size = t[2].is_none() ? -1 : size_in(t[2]);
+    s.size = t[2].is_none() ? -1 : size_in(t[2].cast<SizeIn>());
     for (auto o : t[3].cast<py::list>()) s.outer.push_back(o.cast<bool>());
     return s;
   }
@@ -315,8 +363,14 @@ PYBIND11_MODULE(_synth_native, m) {
         return plan_flops(g, sizes);
       },
       "FLOPs of the cheapest staging (syno_tvm.lower.order.plan(...).flops) under each binding's dim sizes");
+  py::class_<SpecData> spec(m, "SpecData",
+                            "The spec the engine is built from (native/synth/spec.h): keyword fields, each required "
+                            "once; sizes as (numerator, denominator, powers in `names` order)");
+  spec.def(py::init(&spec_from));
+  spec_fields([&](const char* name, auto member) { spec.def_readonly(name, member); });
   py::class_<Engine>(m, "Engine")
-      .def(py::init<const py::dict&, const std::vector<std::string>&, uint64_t>())
+      .def(py::init<const SpecData&, const std::vector<std::string>&, uint64_t>(), py::arg("spec"), py::arg("rules"),
+           py::arg("seed"))
       .def("sample", &Engine::sample, py::arg("n"), py::arg("seconds"))
       .def("rollout", &Engine::rollout, py::arg("path"), py::arg("seed"), py::arg("max_restarts"))
       .def("stats", &Engine::stats)

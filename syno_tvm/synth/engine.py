@@ -17,7 +17,7 @@ Must not import the samplers (:mod:`syno_tvm.synth.sampler` imports this).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from .. import _synth_native
 from ..ir.graph import Operator, Prim
@@ -50,8 +50,9 @@ def size_triple(names: Sequence[str], s: Size) -> tuple[int, int, list[int]]:
     return s.factor.numerator, s.factor.denominator, [powers.get(n, 0) for n in names]
 
 
-def spec_data(space: Space) -> dict[str, Any]:
-    """What the engine needs of the space's spec, with sizes as (numerator, denominator, powers per variable)."""
+def spec_data(space: Space) -> _synth_native.SpecData:
+    """What the engine needs of the space's spec, with sizes as (numerator, denominator, powers per variable).  Every
+    field is named: SpecData refuses a missing, unknown or mistyped one (TypeError)."""
     spec = space.spec
     names = sorted(spec.variables.names())
 
@@ -63,21 +64,20 @@ def spec_data(space: Space) -> dict[str, Any]:
 
     bindings = [[b.get(n, 0) for n in names] for b in spec.bindings]  # layers, then the probe (Spec.bindings)
     reference = space.reference_figures
-    return {
-        "names": names, "primary": [spec.is_primary(n) for n in names], "bindings": bindings,
-        "probe": len(bindings) - 1,
-        "allowance": [spec.allowance(n) if spec.is_primary(n) else 0 for n in names],
-        "output": [(size(d.size), d.unordered) for d in spec.output], "input": sizes(d.size for d in spec.input),
-        "fixed": list(spec.fixed_pairs), "search_input": sizes(d.size for d in spec.search_input),
-        "block_sizes": sizes(spec.block_sizes), "reduce_sizes": sizes(spec.reduce_sizes),
-        "stride_sizes": sizes(spec.stride_sizes), "window_sizes": sizes(spec.window_sizes),
-        "max_depth": spec.max_depth, "max_weights": spec.max_weights, "max_reductions": spec.max_reductions,
-        "max_shares": spec.max_shares, "strides": bool(spec.strides),
-        "layers": list(range(len(spec.layer_bindings))), "layer_names": list(spec.layer_bindings),
-        "ref_flops": [f for f, _ in reference], "ref_params": [p for _, p in reference],
-        "flops": tuple(spec.flops), "params": tuple(spec.params), "reference": spec.reference,
-        "flops_text": f"[{spec.flops[0]}, {spec.flops[1]}]", "params_text": f"[{spec.params[0]}, {spec.params[1]}]",
-    }
+    return _synth_native.SpecData(
+        names=names, primary=[spec.is_primary(n) for n in names], bindings=bindings, probe=len(bindings) - 1,
+        allowance=[spec.allowance(n) if spec.is_primary(n) else 0 for n in names],
+        output=[(size(d.size), d.unordered) for d in spec.output], input=sizes(d.size for d in spec.input),
+        fixed=list(spec.fixed_pairs), search_input=sizes(d.size for d in spec.search_input),
+        block_sizes=sizes(spec.block_sizes), reduce_sizes=sizes(spec.reduce_sizes),
+        stride_sizes=sizes(spec.stride_sizes), window_sizes=sizes(spec.window_sizes),
+        max_depth=spec.max_depth, max_weights=spec.max_weights, max_reductions=spec.max_reductions,
+        max_shares=spec.max_shares, strides=bool(spec.strides),
+        layers=list(range(len(spec.layer_bindings))), layer_names=list(spec.layer_bindings),
+        ref_flops=[f for f, _ in reference], ref_params=[p for _, p in reference],
+        flops=tuple(spec.flops), params=tuple(spec.params), reference=spec.reference,
+        flops_text=f"[{spec.flops[0]}, {spec.flops[1]}]", params_text=f"[{spec.params[0]}, {spec.params[1]}]",
+    )
 
 
 @dataclass(frozen=True)
