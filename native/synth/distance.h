@@ -142,14 +142,16 @@ using Tokens = Ints;
 // under the no_expand_of_reduce rule, `raw`) and whether it is data-discarding.
 inline int token(const Dim& d, bool raw) { return 4 * d.size + 2 * (raw && d.summed == 0) + d.discarding; }
 
-// The child's shape-distance key as a step changes it (Python's distance-side ShapeDelta): a step kind's shape
-// function (steps.h) takes frontier dims off and adds sizes, counts primaries against the allowance and adds
-// weights and Reduces; Distance::of_step then bounds the result.
+// The child's shape-distance key as a step changes it (Python's distance-side ShapeDelta), starting from the
+// parent's: a step kind's shape function (steps.h) takes frontier dims off and adds sizes, counts primaries against
+// the allowance (`used`, the parent's copied) and adds weights and Reduces; Distance::of_step then bounds the result.
 class ShapeDelta {
  public:
   ShapeDelta(const Node& node, SizeTable& sizes, std::vector<int>& used, bool raw)
       : weights(static_cast<int>(node.weights.size())), reductions(node.reductions), node_(node), sz_(sizes),
-        used_(used), raw_(raw) {}
+        used_(used), raw_(raw) {
+    for (const auto& d : node.frontier) tokens_.push_back(token(d, raw));
+  }
 
   int weights, reductions;
 
@@ -162,7 +164,9 @@ class ShapeDelta {
     return {t >> 2, t & 1};
   }
   // Add a frontier dim of `size` (`raw`: a Reduce dim no weight reads yet).
-  void add(int size, bool discarding, bool raw = false) { tokens_.push_back(4 * size + 2 * (raw && raw_) + discarding); }
+  void add(int size, bool discarding, bool raw = false) {
+    tokens_.push_back(4 * size + 2 * (raw && raw_) + discarding);
+  }
   void count(int size) { sz_.count_primaries(size, used_); }
   int product(int a, int b) { return sz_.combine(a, b, false); }
   int quotient(int a, int b) { return sz_.combine(a, b, true); }
@@ -215,7 +219,6 @@ class Distance {
               bool raw) {
     used_ = node.used;
     ShapeDelta d(node, sz_, used_, raw);
-    for (const auto& x : node.frontier) d.tokens_.push_back(token(x, raw));
     shape(d, step);
     return memo(d.tokens_, used_, d.weights, d.reductions, can_reduce, floor);
   }

@@ -1,7 +1,8 @@
 // The bottom-up space of syno_tvm/synth/space.py: candidate steps, the judge (depth, rules, shape distance),
 // apply, and Finalize with the FLOPs/params limits.  What differs between step kinds is in steps.h, reached through
-// STEP_TABLE; the Contractions' draws and listings are here, as in Python's Space.  Same digests, same rules, same bound: a path the native
-// sampler takes is a path the Python space accepts, ending in the same operator (tests/test_synth_native.py).
+// STEP_TABLE; the Contractions' draws and listings are here, as in Python's Space.  Same digests, same rules, same
+// bound: a path the native sampler takes is a path the Python space accepts, ending in the same operator
+// (tests/test_synth_native.py).
 #pragma once
 
 #include <algorithm>
