@@ -500,3 +500,13 @@ def test_expansion_is_the_python_children_with_their_verdicts(spec):
     engine.forget()
     with pytest.raises(ValueError, match="earlier expansion"):
         engine.expand(at)
+
+
+def test_unknown_step_kind_is_refused():
+    """A step whose kind the engine does not know is an error, not silently a Reduce (it once was)."""
+    sampler, records = drawn("vision", "rules", n=1)
+    sp = sampler.space
+    first = step_in(sp, sampler.sample(records[0]).path[0])
+    assert report(sampler, [sampler.sample(records[0]).path[0]])  # the real step is accepted
+    with pytest.raises(ValueError, match="unknown step kind 'nosuch'"):
+        sampler.engine.report([("nosuch",) + tuple(first[1:])], [])

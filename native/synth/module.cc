@@ -244,8 +244,12 @@ class Engine {
   Step step_in(const py::tuple& t) {
     Step s;
     auto kind = t[0].cast<std::string>();
+    int found = -1;
     for (int k = 0; k < NKINDS; ++k)
-      if (kind == kind_name(k)) s.kind = k;
+      if (kind == kind_name(k)) found = k;
+    // An unknown name once became a Reduce silently: a step from another build or a typo must fail loudly.
+    if (found < 0) throw py::value_error("unknown step kind '" + kind + "': use a name from synth.steps.STEPS");
+    s.kind = found;
     for (auto h : t[1].cast<py::list>()) s.dims.push_back(parse_hex(h.cast<std::string>()));
     s.size = t[2].is_none() ? -1 : size_in(t[2].cast<SizeIn>());
     for (auto o : t[3].cast<py::list>()) s.outer.push_back(o.cast<bool>());
