@@ -94,7 +94,7 @@ def test_choice_map_and_weight_map_matmul_layers():
     swapped = swap(import_onnx(onnx_model))
     layers = [d.layer for d in swap.decisions if d.action == "swap"]
     assert layers == ["matmul_0", "matmul_2"]
-    weights = layer_weights(swapped, layers)
+    weights = layer_weights(swapped, swap)
     x = np.random.default_rng(3).standard_normal((1, 16, 96)).astype(np.float32)
     vm = relax.VirtualMachine(tvm.compile(swapped, target="llvm"), tvm.cpu())
     expected = vm["main"](tvm.runtime.tensor(x)).numpy()

@@ -111,3 +111,21 @@ def test_a_swap_with_a_miscompiled_kernel_is_refused_before_training(monkeypatch
     monkeypatch.setattr(V, "verify", wrong)
     with pytest.raises(V.CompiledMismatch, match="code-generation fault"):
         Trainer(graph, 1)
+
+
+def test_the_deployed_stages_are_checked_too(monkeypatch):
+    """check_deployed builds the form the swap deploys (one PrimFunc per stage) for the target and compares it with
+    the reference: Operator 1 (two stages) passes, and the check fails where the output differs (the reference
+    shifted by one stands in for a miscompiled stage)."""
+    import syno_tvm.ir.reference as R
+    from syno_tvm.ir.library import named
+    from syno_tvm.lower.verify import CompiledMismatch
+    from syno_tvm.relax.swap import check_deployed
+
+    target = tvm.target.Target(HASWELL)
+    op1, binding = named("syno_operator1"), {"N": 1, "C_in": 64, "C_out": 64, "H": 8, "W": 8}
+    check_deployed(op1, binding, target)
+    real = R.evaluate
+    monkeypatch.setattr(R, "evaluate", lambda *a: real(*a) + 1.0)
+    with pytest.raises(CompiledMismatch, match="deployed kernels"):
+        check_deployed(op1, binding, target)

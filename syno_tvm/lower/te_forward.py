@@ -11,7 +11,7 @@ takes TE placeholders and returns the output tensor, which is the calling conven
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import tvm
 import tvm_ffi
@@ -137,12 +137,12 @@ def padded_product(reads: list[tuple[te.Tensor, tuple]], guards: list[tuple], ex
     return guarded_product(padded_terms(reads, pads), rest, dtype)
 
 
-def _stage_tensor(op: Operator, binding: Mapping[str, int], stage: Stage, dims_of, tensors: list[te.Tensor],
-                  name: str) -> te.Tensor:
+def _stage_tensor(op: Operator, binding: Mapping[str, int], stage: Stage, dims_of,
+                  tensors: "Sequence[te.Tensor] | Mapping[int, te.Tensor]", name: str) -> te.Tensor:
     sz = op.bind(binding)
     full = op.binding(binding)
     prims = {i: op.prims[i] for i in stage.prims}
-    dtype = tensors[0].dtype
+    dtype = tensors[stage.factors[0]].dtype
 
     def body(*ivs):
         axes = [te.reduce_axis((0, sz[d]), name=f"r{d}") for d in stage.reduce]
@@ -171,6 +171,27 @@ def forward(op: Operator, binding: Mapping[str, int] | None = None):
         return all_tensors[-1]
 
     return build, order
+
+
+def forward_stages(op: Operator, binding: Mapping[str, int] | None = None):
+    """The staged forward as one TE function per stage, and the plan: ``[(factor ids, build)]`` in order, where
+    ``build(*tensors)`` takes the tensors of those factor ids (the operator's X, W1, ... then earlier stages'
+    results, numbered as in :class:`~syno_tvm.lower.order.Stage`) and returns that stage's result.
+
+    Deployment calls each stage as its own PrimFunc, so MetaSchedule tunes each as its own task: a conv-like stage
+    alone is a workload its multi-level tiling handles as it does conv2d, and the search space of a task is one
+    stage's instead of the product of all of them."""
+    op = fuse_shifts(op)
+    order = make_plan(op, binding)
+    n = len(order.stages)
+
+    def stage_build(k: int, stage: Stage):
+        def build(*tensors: te.Tensor) -> te.Tensor:
+            return _stage_tensor(op, binding or {}, stage, lambda f: order.factor_dims(op, f),
+                                 dict(zip(stage.factors, tensors)), "Y" if k == n - 1 else f"Z{k}")
+        return build
+
+    return [(stage.factors, stage_build(k, stage)) for k, stage in enumerate(order.stages)], order
 
 
 def placeholders(op: Operator, binding: Mapping[str, int] | None = None, dtype: str = "float32") -> list[te.Tensor]:

@@ -35,6 +35,7 @@ from ..ir.indexing import gather
 from ..ir.reference import guard_mask
 from .frontend import import_onnx, load_onnx
 from .models import OPSET
+from ..lower.te_forward import forward_stages
 from .swap import Decision, OperatorSwap
 
 _LETTERS = string.ascii_lowercase + string.ascii_uppercase
@@ -147,23 +148,38 @@ def operator_model(op: Operator, binding: Mapping[str, int]) -> onnx.ModelProto:
     return model
 
 
-def layer_weights(swapped: tvm.IRModule, layers: Sequence[str]) -> dict[str, list[np.ndarray]]:
-    """The weights of the swapped layers ``layers`` (in program order, as in OperatorSwap.decisions) of a module
-    made by OperatorSwap: layer name -> [W1, W2, ...], the constant arguments of the layer's ``call_tir``.
+def layer_weights(swapped: tvm.IRModule, swap: OperatorSwap) -> dict[str, list[np.ndarray]]:
+    """The weights of the layers ``swap`` swapped in ``swapped`` (the module it returned): layer name ->
+    [W1, W2, ...], read from the constant arguments of the layer's ``call_tir`` calls.
 
-    Calls are matched by order, not by PrimFunc name: layers of equal shape share one deduplicated PrimFunc."""
-    calls: list[list[np.ndarray]] = []
+    A layer is one call per planned stage (:func:`~syno_tvm.lower.te_forward.forward_stages`), in program order,
+    each taking its stage's factors: the stage plan of the layer's operator and binding says which argument is
+    which weight.  Calls are matched by order, not by PrimFunc name: layers of equal shape share one deduplicated
+    PrimFunc."""
+    calls: list[list] = []
 
     def visit(expr) -> None:
         if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and expr.op.name == "relax.call_tir" \
                 and expr.args[0].name_hint.startswith("syno_"):
-            calls.append([a.value.numpy() for a in expr.args[1].fields[1:]])
+            calls.append(list(expr.args[1].fields))
 
     relax.analysis.post_order_visit(swapped["main"], visit)
-    if len(calls) != len(layers):
-        raise SynoError(f"the module has {len(calls)} swapped call(s), expected {len(layers)}: pass the module "
+    swapped_layers = [d for d in swap.decisions if d.action == "swap"]
+    plans = [forward_stages(swap.used[d.layer], d.binding)[0] for d in swapped_layers]
+    if len(calls) != sum(len(stages) for stages in plans):
+        raise SynoError(f"the module has {len(calls)} swapped call(s), expected "
+                        f"{sum(len(stages) for stages in plans)} for {len(swapped_layers)} layer(s): pass the module "
                         "OperatorSwap returned for this model and choice, before other passes")
-    return dict(zip(layers, calls))
+    out: dict[str, list[np.ndarray]] = {}
+    for d, stages in zip(swapped_layers, plans):
+        found: dict[int, np.ndarray] = {}
+        n_weights = len(swap.used[d.layer].weights)
+        for factors, _ in stages:
+            for f, arg in zip(factors, calls.pop(0)):
+                if 1 <= f <= n_weights:
+                    found[f] = arg.value.numpy()
+        out[d.layer] = [found[f] for f in range(1, n_weights + 1)]
+    return out
 
 
 def _initializers(model: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -198,7 +214,7 @@ def export_swapped(onnx_model: "onnx.ModelProto | str",
     if not swap.decisions:
         swap(import_onnx(model))
     decisions = {d.layer: d for d in swap.decisions if d.action == "swap"}
-    weights = layer_weights(params, list(decisions)) if isinstance(params, tvm.IRModule) else dict(params)
+    weights = layer_weights(params, swap) if isinstance(params, tvm.IRModule) else dict(params)
     missing = sorted(set(decisions) - set(weights))
     if missing:
         raise SynoError(f"no weights given for swapped layer(s) {missing}: pass the swapped module or a map "

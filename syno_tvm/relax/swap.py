@@ -25,7 +25,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..errors import SynoError
 from ..ir.graph import Operator
-from ..lower.te_forward import forward
+from ..lower.te_forward import forward, forward_stages
 from .layers import Kept, Layer, conv_layer, matmul_layer, serve, static_shape
 
 
@@ -99,8 +99,9 @@ class OperatorSwap:
 
 def check_compiled_swaps(swap: OperatorSwap, target) -> None:
     """Each distinct (operator, binding) the pass swapped in, compiled for ``target`` and checked against the
-    numpy reference (:func:`syno_tvm.lower.verify.check_compiled`): raises ``CompiledMismatch`` on the first that
-    differs.  For CPU targets only (the check runs the kernels here)."""
+    numpy reference (:func:`syno_tvm.lower.verify.check_compiled`: the training kernels; :func:`check_deployed`:
+    the deployed stages): raises ``CompiledMismatch`` on the first that differs.  For CPU targets only (the check
+    runs the kernels here)."""
     from ..lower.verify import check_compiled
 
     if target.kind.name != "llvm":
@@ -114,6 +115,7 @@ def check_compiled_swaps(swap: OperatorSwap, target) -> None:
         if key not in seen:
             seen.add(key)
             check_compiled(op, d.binding, target)
+            check_deployed(op, d.binding, target)
 
 
 def find_layers(mod: tvm.IRModule) -> list[Decision]:
@@ -207,7 +209,7 @@ class _Swapper(PyExprMutator):
 
             return self.builder_.call_te_with_grad(build, x, *weights, primfunc_name_hint=hint,
                                                    te_grad_name=register_gradient(op, binding))
-        return self.builder_.call_te(build, x, *weights, primfunc_name_hint=hint)
+        return call_stages(self.builder_, op, binding, [x, *weights], hint)
 
     def _weights(self, op: Operator, binding, shapes, original: np.ndarray | None, exact: bool) -> list:
         """The layer's own weights where the swap keeps its function (and the layer's weight is a constant: in a
@@ -218,6 +220,58 @@ class _Swapper(PyExprMutator):
             return [relax.const(np.ascontiguousarray(original).reshape(w_shapes[0]).astype("float32"))]
         std = init_scale(op, binding, original)
         return [relax.const((self.rng.standard_normal(s) * std).astype("float32")) for s in w_shapes]
+
+
+def call_stages(bb: relax.BlockBuilder, op: Operator, binding: Mapping[str, int], inputs: list, hint: str):
+    """``op`` at ``binding`` on ``inputs`` (X, W1, ...) for deployment: each planned stage its own PrimFunc (see
+    :func:`~syno_tvm.lower.te_forward.forward_stages`), the earlier stages emitted into ``bb``, the last returned
+    as a call for the caller to emit.  Each call takes its stage's factors: X, weights, earlier results.
+
+    Why split: Operator 1's conv-like stage tuned as its own task reached 0.52x and 1.01x conv2d's GFLOP/s at 32
+    trials (two seeds), inside one PrimFunc with its first stage 0.10x and 0.11x."""
+    stages, _ = forward_stages(op, binding)
+    values = list(inputs)
+    for k, (factors, build) in enumerate(stages[:-1]):
+        values.append(bb.emit(bb.call_te(build, *[values[f] for f in factors], primfunc_name_hint=f"{hint}_z{k}")))
+    factors, build = stages[-1]
+    return bb.call_te(build, *[values[f] for f in factors], primfunc_name_hint=hint)
+
+
+def operator_module(op: Operator, binding: Mapping[str, int]) -> tuple[tvm.IRModule, list[tuple[int, ...]]]:
+    """A Relax module ``main(X, W1, ...) -> Y`` of ``op`` at ``binding`` in the form the pass deploys it
+    (:func:`call_stages`), so MetaSchedule extracts the same tasks; and the input shapes."""
+    shapes = op.shapes(binding)
+    bb = relax.BlockBuilder()
+    params = [relax.Var(name, relax.TensorType(tuple(shape), "float32")) for name, shape in shapes.items()
+              if name != "Y"]
+    with bb.function("main", params):
+        with bb.dataflow():
+            y = bb.emit_output(call_stages(bb, op, binding, params, "syno_layer"))
+        bb.emit_func_output(y)
+    return bb.get(), [tuple(s) for n, s in shapes.items() if n != "Y"]
+
+
+def check_deployed(op: Operator, binding: Mapping[str, int], target) -> None:
+    """Raise ``CompiledMismatch`` when ``op`` at ``binding`` in its deployed form (one PrimFunc per stage, built
+    by Relax for ``target``) differs from the numpy reference: :func:`~syno_tvm.lower.verify.check_compiled`
+    checks the fused forward and the backward that training runs, and the split stages are other kernels for LLVM
+    to get wrong."""
+    from ..ir.reference import evaluate
+    from ..lower.verify import TOLERANCE, CompiledMismatch
+
+    mod, in_shapes = operator_module(op, binding)
+    vm = relax.VirtualMachine(tvm.compile(mod, target=target), tvm.cpu())
+    rng = np.random.default_rng(0)
+    arrays = [rng.uniform(-1, 1, s).astype("float32") for s in in_shapes]
+    want = evaluate(op, binding, arrays)
+    got = vm["main"](*[tvm.runtime.tensor(a) for a in arrays]).numpy()
+    err = float(np.abs(got - want).max() / max(float(np.abs(want).max()), 1e-30))
+    if not err <= TOLERANCE:
+        sizes = ",".join(f"{k}={v}" for k, v in binding.items())
+        raise CompiledMismatch(f"operator {op.name or op.hash} at {sizes}: its deployed kernels compiled for "
+                               f"{target.attrs.get('mcpu', '') or target} differ from the numpy reference "
+                               f"(relative error {err:.2g}): a TVM/LLVM code-generation fault; use another "
+                               "operator for this layer")
 
 
 def init_scale(op: Operator, binding: Mapping[str, int], original: np.ndarray | None) -> float:

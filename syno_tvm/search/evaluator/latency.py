@@ -12,27 +12,9 @@ from typing import Any
 import numpy as np
 
 from ...ir.graph import Operator
+from ...relax.swap import operator_module
 from ..context import EvalContext
 from .evaluator import Evaluator
-
-
-def layer_module(op: Operator, binding: dict[str, int]):
-    """A Relax module ``main(X, W1, ...) -> Y`` that calls the operator's staged TE at ``binding``: the form the
-    swap pass puts into a model, so MetaSchedule extracts the same tasks."""
-    from tvm import relax
-
-    from ...lower.te_forward import forward
-
-    shapes = op.shapes(binding)
-    bb = relax.BlockBuilder()
-    params = [relax.Var(name, relax.TensorType(tuple(shape), "float32")) for name, shape in shapes.items()
-              if name != "Y"]
-    build, _ = forward(op, binding)
-    with bb.function("main", params):
-        with bb.dataflow():
-            y = bb.emit_output(bb.call_te(build, *params, primfunc_name_hint="syno_layer"))
-        bb.emit_func_output(y)
-    return bb.get(), [tuple(s) for n, s in shapes.items() if n != "Y"]
 
 
 class LatencyEvaluator(Evaluator):
@@ -64,7 +46,7 @@ class LatencyEvaluator(Evaluator):
             b = spec.variables.binding(use.values)
             if reference:
                 b = spec.reference_binding(b)
-            mod, in_shapes = layer_module(op, b)
+            mod, in_shapes = operator_module(op, b)
             if self.trials > 0:
                 work = Path(ctx.work_dir) / "tuning" / label / f"layer{i}"
                 tune(mod, target, work, self.trials, seed=ctx.seed, progress=False)
