@@ -127,17 +127,45 @@ def test_conv2d_swap_trains_like_the_original():
         np.testing.assert_allclose(a.reshape(-1), b.reshape(-1), rtol=1e-4, atol=1e-5)
 
 
-def test_tuned_training_step_matches_the_untuned_one(tmp_path):
+def _one_conv_classifier(batch: int) -> onnx.ModelProto:
+    """The smallest trainable model with a conv to swap: conv -> global pooling -> MatMul head, 8x8 images (22
+    tuning tasks for its training step, small-cnn's has 57)."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(3)
+    w = numpy_helper.from_array((rng.standard_normal((4, 3, 3, 3)) * 0.5).astype(np.float32), "conv_w")
+    fc = numpy_helper.from_array((rng.standard_normal((4, 10)) * 0.5).astype(np.float32), "fc_w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "conv_w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+         helper.make_node("GlobalAveragePool", ["c"], ["p"]), helper.make_node("Flatten", ["p"], ["f"]),
+         helper.make_node("MatMul", ["f", "fc_w"], ["logits"])], "one_conv_classifier",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])], [w, fc])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("which", ["one-conv", pytest.param("small-cnn", marks=pytest.mark.slow)])
+def test_tuned_training_step_matches_the_untuned_one(tmp_path, which):
     """``tune_trials``: every kernel of the step (the swapped operator's derived backward included) is tuned by
-    MetaSchedule; the tuned step computes the same update, and a second build reuses the database."""
-    model = small_cnn(batch=4, width=3, seed=3)
+    MetaSchedule; the tuned step computes the same update, and a second build reuses the database.  MetaSchedule
+    spends about 2.5 s per task here whatever its size, so the default run tunes a one-conv classifier's step (22
+    tasks, ~1 min); ``-m slow`` tunes small-cnn's (57 tasks, conv + bias, BatchNorm, two swapped convs: ~2.5 min)."""
+    if which == "small-cnn":
+        model, shape, min_tasks = small_cnn(batch=4, width=3, seed=3), (4, 3, 32, 32), 50
+    else:
+        model, shape, min_tasks = _one_conv_classifier(batch=4), (4, 3, 8, 8), 20
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+    x = rng.standard_normal(shape).astype(np.float32)
     labels = np.array([5, 1, 0, 9])
     graph = build_graph(model, named("conv2d"))
+    assert "swap" in [d.action for d in graph.decisions]
     plain = Trainer(graph, threads=1)
     tuned = Trainer(graph, threads=1, tune_trials=1, tune_dir=tmp_path / "db")
-    assert tuned.tuning.new_trials > 0 and len(tuned.tuning.tasks) > 10
+    assert tuned.tuning.new_trials > 0 and len(tuned.tuning.tasks) > min_tasks
+    names = [t.name for t in tuned.tuning.tasks]
+    assert any(n.startswith("syno_grad_") for n in names) and all(t.trials > 0 for t in tuned.tuning.tasks), names
     for _ in range(2):
         a, b = plain.step(x, labels, 0.05)[0], tuned.step(x, labels, 0.05)[0]
         np.testing.assert_allclose(a, b, rtol=1e-5)
