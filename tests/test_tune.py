@@ -27,6 +27,9 @@ def _one_conv() -> onnx.ModelProto:
 
 
 def test_swap_pass_in_user_sequential_tuned_twice_matches_onnxruntime(tmp_path):
+    """The swap pass inside a user's Sequential, tuned, tuned again (the database reused: no new trials), built
+    with the database: it matches onnxruntime.  One trial per task: MetaSchedule's cost here is a builder and a
+    runner round per measured batch (~2 s each on 2 cores), and one candidate per task already exercises it all."""
     import logging
 
     import onnxruntime as ort
@@ -41,11 +44,11 @@ def test_swap_pass_in_user_sequential_tuned_twice_matches_onnxruntime(tmp_path):
     mod = pipeline(import_onnx(model))
     assert [d.action for d in swap.decisions] == ["swap"]
     target = targets.host()
-    first = metaschedule.tune(mod, target, tmp_path / "db", trials=2, progress=False)
+    first = metaschedule.tune(mod, target, tmp_path / "db", trials=1, progress=False)
     assert first.new_trials > 0 and not any(t.reused for t in first.tasks)
     assert stray in logging.getLogger("tvm.s_tir.meta_schedule").handlers
     logging.getLogger("tvm.s_tir.meta_schedule").removeHandler(stray)
-    again = metaschedule.tune(mod, target, tmp_path / "db", trials=2, progress=False)
+    again = metaschedule.tune(mod, target, tmp_path / "db", trials=1, progress=False)
     assert again.new_trials == 0 and all(t.reused for t in again.tasks)
     assert len(again.tasks) == len(first.tasks) and all(t.best_us for t in again.tasks)
     applied = metaschedule.apply_database(mod, target, tmp_path / "db")
@@ -61,7 +64,8 @@ def test_swap_pass_in_user_sequential_tuned_twice_matches_onnxruntime(tmp_path):
 
 def test_pooling_tunes_without_the_unknown_schedule_rule_warning(tmp_path, capfd):
     """TOPI's avg-pool block names a MetaSchedule rule apache-tvm 0.27 lacks: it used to print a warning per
-    candidate.  prepare() drops the annotation; the tuned pool is scheduled from the database and still right."""
+    candidate.  prepare() drops the annotation; the tuned pool is scheduled from the database and still right.
+    One trial: the warning came once per candidate, so one candidate shows it."""
     bb = relax.BlockBuilder()
     x = relax.Var("x", relax.TensorType((1, 4, 8, 8), "float32"))
     with bb.function("main", [x]):
@@ -70,7 +74,7 @@ def test_pooling_tunes_without_the_unknown_schedule_rule_warning(tmp_path, capfd
     assert "schedule_rule" in relax.get_pipeline("zero")(mod).script()
     assert "schedule_rule" not in metaschedule.prepare(mod).script()
     target = targets.host()
-    metaschedule.tune(mod, target, tmp_path / "db", trials=2, progress=False)
+    metaschedule.tune(mod, target, tmp_path / "db", trials=1, progress=False)
     assert "Unknown schedule rule" not in capfd.readouterr().err
     applied = metaschedule.apply_database(mod, target, tmp_path / "db")
     assert applied["avg_pool2d"].attrs["tirx.is_scheduled"]
@@ -149,18 +153,21 @@ def _two_fusions() -> onnx.ModelProto:
 
 
 def test_anchor_block_equality_tunes_one_conv_for_both_fusions(tmp_path):
+    """``anchor-block``: the same conv in two fusions is one task (structural: two), the work directory remembers
+    its equality, and the tuned build matches onnxruntime.  One trial per task (each extra round costs a builder and
+    a runner round, ~2 s, per task): the task count, the reuse and the applied schedules do not need more."""
     import onnxruntime as ort
 
     model = _two_fusions()
     mod, target = import_onnx(model), targets.host()
-    structural = metaschedule.tune(mod, target, tmp_path / "s", trials=2, progress=False)
-    anchor = metaschedule.tune(mod, target, tmp_path / "a", trials=2, progress=False, equality="anchor-block")
+    structural = metaschedule.tune(mod, target, tmp_path / "s", trials=1, progress=False)
+    anchor = metaschedule.tune(mod, target, tmp_path / "a", trials=1, progress=False, equality="anchor-block")
     assert len(anchor.tasks) < len(structural.tasks)
     assert metaschedule.equality_of(tmp_path / "a") == "anchor-block"
-    again = metaschedule.tune(mod, target, tmp_path / "a", trials=2, progress=False)   # the directory's own
+    again = metaschedule.tune(mod, target, tmp_path / "a", trials=1, progress=False)   # the directory's own
     assert again.new_trials == 0
     with pytest.raises(SynoError, match="anchor-block task equality"):
-        metaschedule.tune(mod, target, tmp_path / "a", trials=2, progress=False, equality="structural")
+        metaschedule.tune(mod, target, tmp_path / "a", trials=1, progress=False, equality="structural")
     applied = metaschedule.apply_database(mod, target, tmp_path / "a")
     convs = [f for gv, f in applied.functions_items() if isinstance(f, tvm.tirx.PrimFunc) and "conv" in gv.name_hint]
     assert len(convs) == 2 and all(f.attrs["tirx.is_scheduled"] for f in convs)
