@@ -33,16 +33,17 @@ def test_records_append_and_a_torn_last_line_is_dropped(tmp_path):
 
 
 def test_collect_measures_each_pair_once_and_resumes(tmp_path, monkeypatch):
-    """Two library operators at one small binding, one target, two tuning trials: every pair gets an untuned and a
-    tuned time; a second run finds everything recorded and measures nothing."""
+    """Two library operators at one small binding, one target, one tuning trial (each further trial is another
+    builder and runner round per task, ~2 s): every pair gets an untuned and a tuned time; a second run finds
+    everything recorded and measures nothing."""
     monkeypatch.setattr(C, "VISION_BINDINGS", {"tiny": VISION})
     target = C.Target("generic-1t", "generic")
     ops = [(named("conv2d"), "library:conv2d", "vision"), (named("pointwise"), "library:pointwise", "vision")]
-    ds = C.collect(tmp_path, ops, [target], trials=2, progress=False)
+    ds = C.collect(tmp_path, ops, [target], trials=1, progress=False)
     assert len(ds.records) == 2 and all(r.untuned_us > 0 and r.tuned_us > 0 for r in ds.records), ds.records
     conv, point = ds.records
     assert conv.flops > point.flops                  # a 3x3 window does 9x the multiply-adds of a 1x1
-    again = C.collect(tmp_path, ops, [target], trials=2, progress=False)
+    again = C.collect(tmp_path, ops, [target], trials=1, progress=False)
     assert len(again.records) == 2
 
 
