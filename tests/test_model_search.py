@@ -35,21 +35,35 @@ def test_spec_follows_the_model_and_its_width():
         M.choose_spec(_pointwise_model(), None)
 
 
-def test_short_search_writes_its_report_and_resumes(tmp_path, monkeypatch):
-    monkeypatch.setattr(M, "ACCURACY_RECIPE", "tiny")   # seconds instead of the quick proxy's half minute
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """One short search of small-cnn (width 8, 4 evaluations, the tiny accuracy recipe: seconds instead of the
+    quick proxy's half minute) in ``ROOT/search``: (ROOT, its result).  The search is most of the time of the two
+    tests that read and resume it, so they share it; neither changes what the other reads (a resumed search
+    evaluates nothing, and ``final_accuracy`` only adds chosen.json)."""
+    root = tmp_path_factory.mktemp("model_search")
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(M, "ACCURACY_RECIPE", "tiny")
+        found = M.search_for_model(small_cnn(width=8), None, root / "search", 4, progress=False)
+    return root, found
+
+
+def test_short_search_writes_its_report_and_resumes(searched, monkeypatch):
+    """The search (the shared fixture) writes its best operator, Pareto plot and report; a rerun resumes it."""
+    root, found = searched
+    monkeypatch.setattr(M, "ACCURACY_RECIPE", "tiny")   # the resumed search must have the same settings
     model = small_cnn(width=8)
-    found = M.search_for_model(model, None, tmp_path / "search", 4, progress=False)
     assert found.evaluated == 4 and found.ok >= 1 and found.ok + found.pruned + found.failed == 4
     for rel in (found.operator_file, found.pareto_png, found.report):
-        assert (tmp_path / rel).is_file(), rel
+        assert (root / rel).is_file(), rel
     assert found.metrics["flops_ratio"] <= M.MAX_COST_RATIO and "accuracy_ratio" in found.metrics
-    best = json.loads((tmp_path / found.operator_file).read_text())
-    assert best == load(tmp_path / "search").best.candidate.operator.to_json()
+    best = json.loads((root / found.operator_file).read_text())
+    assert best == load(root / "search").best.candidate.operator.to_json()
     # a rerun resumes: the 4 results are there, nothing is evaluated again
-    again = M.search_for_model(model, None, tmp_path / "search", 4, progress=False)
+    again = M.search_for_model(model, None, root / "search", 4, progress=False)
     assert again.evaluated == 4 and again.fingerprint == found.fingerprint
     with pytest.raises(SynoError, match="search of another model"):
-        M.search_for_model(small_cnn(width=4), None, tmp_path / "search", 4, progress=False)
+        M.search_for_model(small_cnn(width=4), None, root / "search", 4, progress=False)
 
 
 def test_search_excludes_operator(capsys, tmp_path):
@@ -95,17 +109,20 @@ def test_finalists_are_the_best_few_other_than_the_original_and_the_final_accura
     assert confirmed[0].reward == pytest.approx(Reward()({"accuracy_ratio": 1.0, "latency_ratio": 0.5}))
 
 
-def test_search_stage_swaps_the_finalist_the_final_recipe_prefers(tmp_path, monkeypatch):
+def test_search_stage_swaps_the_finalist_the_final_recipe_prefers(searched, monkeypatch):
+    """The search (the shared fixture) resumed with a final recipe that says its best does not learn: another
+    finalist is chosen and written as chosen.json."""
+    root, found = searched
     monkeypatch.setattr(M, "ACCURACY_RECIPE", "tiny")
     model = small_cnn(width=8)
-    found = M.search_for_model(model, None, tmp_path / "search", 4, progress=False)
-    record = load(tmp_path / "search")
+    record = load(root / "search")
     best = record.best
+    assert best.fingerprint == found.fingerprint
     # the final recipe says the search's best does not learn: another finalist is chosen
-    again = M.search_for_model(model, None, tmp_path / "search", 4, progress=False,
+    again = M.search_for_model(model, None, root / "search", 4, progress=False,
                                final_accuracy=lambda op: 0.0 if op == best.candidate.operator else 1.0)
     assert again.finalists and again.operator_file == "search/chosen.json"
-    chosen = json.loads((tmp_path / again.operator_file).read_text())
+    chosen = json.loads((root / again.operator_file).read_text())
     assert len(again.finalists) > 1   # else the test below could not tell a confirmed choice from the search's
     assert again.fingerprint != found.fingerprint and again.finalists[-1].fingerprint == best.fingerprint
     assert chosen != best.candidate.operator.to_json()
@@ -113,18 +130,28 @@ def test_search_stage_swaps_the_finalist_the_final_recipe_prefers(tmp_path, monk
     assert M.ModelSearch.from_json(json.loads(json.dumps(again.to_json()))) == again
 
 
-def test_final_training_of_a_same_function_swap_matches_the_original_and_is_cached(tmp_path, monkeypatch):
+@pytest.mark.parametrize("recipe", ["short", pytest.param("proxy", marks=pytest.mark.slow)])
+def test_final_training_of_a_same_function_swap_matches_the_original_and_is_cached(tmp_path, monkeypatch, recipe):
     """conv2d in a training graph keeps the layer's function and initial weights, so its accuracy ratio under the
-    final recipe is 1; a second run with the same cache file trains nothing."""
+    final recipe is 1; a second run with the same cache file trains nothing.  Training is the time: by default the
+    final recipe (train.proxy.PROXY) is cut to 1 epoch on 400 images, the same code path; ``-m slow`` trains with
+    the recipe itself (2 epochs on 3000 images)."""
+    from dataclasses import replace
+
     from syno_tvm import optimize as O
     from syno_tvm.ir.library import named
     from syno_tvm.relax.frontend import import_onnx
+    from syno_tvm.train import proxy
+
+    if recipe == "short":
+        monkeypatch.setattr(proxy, "PROXY", replace(proxy.PROXY, epochs=1, limit=400))
 
     config = O.OptimizeConfig(model="builtin:small-cnn", out=str(tmp_path / "out"), search=2, width=4,
                               accuracy="digits")
     mod = import_onnx(builtin("builtin:small-cnn", width=4))
     cache = tmp_path / "trained.json"
     training = O.FinalTraining(config, progress=False, cache=cache)
+    assert (training.recipe["epochs"], training.recipe["limit"]) == (proxy.PROXY.epochs, proxy.PROXY.limit)
     assert training.accuracy_ratio(mod, named("conv2d")) == pytest.approx(1.0, abs=1e-6)
     assert len(json.loads(cache.read_text())) == 2   # the original and the swapped model
 
