@@ -128,9 +128,18 @@ def test_end_to_end_small_cnn_a_failed_run_keeps_its_tuning_and_the_rerun_reuses
     assert list(tmp_path.glob(".out*")) == []
 
 
-def test_accuracy_of_original_and_swapped_on_packaged_data(tmp_path, capsys):
+@pytest.mark.parametrize("recipe", ["short", pytest.param("proxy", marks=pytest.mark.slow)])
+def test_accuracy_of_original_and_swapped_on_packaged_data(tmp_path, capsys, monkeypatch, recipe):
     """--accuracy trains both models (the same layers swapped as in the latency run) and reports both accuracies;
-    --width narrows a built-in model; NAME:coef=value sets a library operator's coefficients."""
+    --width narrows a built-in model; NAME:coef=value sets a library operator's coefficients.  Training is most of
+    the time: the default run trains with the proxy recipe cut to 1 epoch on 400 images (the same code path; the
+    report must name that recipe), ``-m slow`` with the proxy recipe itself (2 epochs on 3000 images)."""
+    from dataclasses import replace
+
+    from syno_tvm.train import proxy
+
+    if recipe == "short":
+        monkeypatch.setattr(proxy, "PROXY", replace(proxy.PROXY, epochs=1, limit=400))
     out = tmp_path / "out"
     assert main(["optimize", "builtin:small-cnn", "--width", "4", "--operator", "conv2d_grouped:g=2", "--trials",
                  "1", "--runs", "3", "--accuracy", "digits", "--out", str(out)]) == 0
@@ -138,6 +147,7 @@ def test_accuracy_of_original_and_swapped_on_packaged_data(tmp_path, capsys):
     assert [d["action"] for d in report["layers"]] == ["keep", "swap", "keep"]   # 3 input channels: no g=2
     acc = report["accuracy"]
     assert acc["data"] == "digits" and acc["recipe"]["width"] == 4
+    assert (acc["recipe"]["epochs"], acc["recipe"]["limit"]) == (proxy.PROXY.epochs, proxy.PROXY.limit)
     assert acc["original"]["swapped_layers"] == 0 and acc["swapped"]["swapped_layers"] == 1
     for key in ("original", "swapped"):
         assert 0.0 <= acc[key]["val_acc"] <= 1.0 and acc[key]["images_per_s"] > 0
