@@ -10,7 +10,8 @@ these cores.  All rows are timed in interleaved rounds; each figure is the media
 ``--set synth`` (issue 19, item 3) times instead Operator 1, a shift-conv, a grouped conv and ``--random`` operators
 drawn by the vision spec's sampler (``synth.sampler.create``), each swapped into the same layer and tuned alike, and gives
 each one's GFLOP/s (over its own FLOPs) as a fraction of the tuned conv2d's: the median over the set, Operator 1
-named apart.
+named apart.  A swapped operator runs one PrimFunc per planned stage (``relax.swap.call_stages``), each its own
+tuning task with ``--trials`` of its own: the rows say how many tasks and trials each got.
 
     python benchmarks/kernel_efficiency.py --trials 64 --work-dir /tmp/kernel_db
     python benchmarks/kernel_efficiency.py --set synth --random 10 --trials 32 --work-dir /tmp/kernel_db
