@@ -42,9 +42,20 @@ def test_conv2d_swap_reproduces_small_cnn_inside_user_sequential():
     assert _close(_run(swapped, x), _run(mod, x)) <= 1e-4
 
 
-def test_resnet18_per_layer_map_is_exact_and_lists_every_layer():
+@pytest.fixture(scope="module")
+def resnet8():
+    """ResNet-18 at width 8: (model, its Relax module, an input, the module's output on it); the reference output
+    is built once for the tests that compare a swapped ResNet-18 against it (a ResNet-18 build is seconds)."""
     model = resnet18_cifar(width=8)
     mod = import_onnx(model)
+    x = _input(model)
+    return model, mod, x, _run(mod, x)
+
+
+def test_resnet18_per_layer_map_is_exact_and_lists_every_layer(resnet8):
+    """A per-layer map (conv2d in the stride-1 3x3 convs) swaps exactly those and gives the same output; the
+    original's output comes from the shared fixture."""
+    model, mod, x, ref = resnet8
     layers = find_layers(mod)
     convs = [d for d in layers if d.kind == "conv2d"]
     assert len(convs) == 20 and [d.kind for d in layers].count("matmul") == 1
@@ -53,8 +64,7 @@ def test_resnet18_per_layer_map_is_exact_and_lists_every_layer():
     swapped = swap(mod)
     assert sum(d.action == "swap" for d in swap.decisions) == len(choice) == 14   # stem + 4 + 3 + 3 + 3
     assert all(d.reason == "not chosen" for d in swap.decisions if d.action == "keep")
-    x = _input(model)
-    assert _close(_run(swapped, x), _run(mod, x)) <= 1e-4
+    assert _close(_run(swapped, x), ref) <= 1e-4
 
 
 def test_layers_an_operator_cannot_serve_are_kept_with_the_reason():
@@ -66,16 +76,16 @@ def test_layers_an_operator_cannot_serve_are_kept_with_the_reason():
     assert "not a positive integer" in kept[0].reason and "layer 'conv2d_0'" in kept[0].reason
 
 
-def test_strided_convs_are_exact_with_conv2d_and_avgpooled_for_other_operators():
-    model = resnet18_cifar(width=8)
-    mod = import_onnx(model)
+def test_strided_convs_are_exact_with_conv2d_and_avgpooled_for_other_operators(resnet8):
+    """conv2d in the 6 strided convs is exact; another operator there runs at stride 1 behind an AvgPool(2); the
+    original's output comes from the shared fixture."""
+    model, mod, x, ref = resnet8
     strided = [d.layer for d in find_layers(mod) if d.kind == "conv2d" and d.shape["stride"] == 2]
     swap = OperatorSwap({name: named("conv2d") for name in strided})
     swapped = swap(mod)
     done = [d for d in swap.decisions if d.action == "swap"]
     assert len(done) == len(strided) == 6 and all(d.exact and d.pool == 0 for d in done)
-    x = _input(model)
-    assert _close(_run(swapped, x), _run(mod, x)) <= 1e-4
+    assert _close(_run(swapped, x), ref) <= 1e-4
     three = [name for name in strided if swap.used[name].coefficient_values.get("k") == 3]
     other = OperatorSwap({name: named("stacked_conv") for name in three})
     out = _run(other(mod), x)
