@@ -11,7 +11,7 @@ takes TE placeholders and returns the output tensor, which is the calling conven
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import tvm
 import tvm_ffi
@@ -138,7 +138,7 @@ def padded_product(reads: list[tuple[te.Tensor, tuple]], guards: list[tuple], ex
 
 
 def _stage_tensor(op: Operator, binding: Mapping[str, int], stage: Stage, dims_of,
-                  tensors: "Sequence[te.Tensor] | Mapping[int, te.Tensor]", name: str) -> te.Tensor:
+                  tensors: Mapping[int, te.Tensor], name: str) -> te.Tensor:
     sz = op.bind(binding)
     full = op.binding(binding)
     prims = {i: op.prims[i] for i in stage.prims}
@@ -158,19 +158,20 @@ def _stage_tensor(op: Operator, binding: Mapping[str, int], stage: Stage, dims_o
 
 
 def forward(op: Operator, binding: Mapping[str, int] | None = None):
-    """A function ``(X, W1, ...) -> Y`` over TE tensors, and the staging plan it uses."""
-    op = fuse_shifts(op)
-    order = make_plan(op, binding)
+    """A function ``(X, W1, ...) -> Y`` over TE tensors (every stage in one TE graph), and the staging plan it uses."""
+    stages, order = forward_stages(op, binding)
+    return chained(stages), order
 
+
+def chained(stages: list):
+    """The stages of :func:`forward_stages` as one function ``(X, W1, ...) -> Y``: each stage reads its factors."""
     def build(*tensors: te.Tensor) -> te.Tensor:
-        all_tensors = list(tensors)
-        for k, stage in enumerate(order.stages):
-            last = k == len(order.stages) - 1
-            all_tensors.append(_stage_tensor(op, binding or {}, stage, lambda f: order.factor_dims(op, f), all_tensors,
-                                             "Y" if last else f"Z{k}"))
-        return all_tensors[-1]
+        values = list(tensors)
+        for factors, stage_build in stages:
+            values.append(stage_build(*[values[f] for f in factors]))
+        return values[-1]
 
-    return build, order
+    return build
 
 
 def forward_stages(op: Operator, binding: Mapping[str, int] | None = None):

@@ -33,9 +33,9 @@ from ..errors import SynoError
 from ..ir.graph import Operator
 from ..ir.indexing import gather
 from ..ir.reference import guard_mask
+from ..lower.te_forward import forward_stages
 from .frontend import import_onnx, load_onnx
 from .models import OPSET
-from ..lower.te_forward import forward_stages
 from .swap import Decision, OperatorSwap
 
 _LETTERS = string.ascii_lowercase + string.ascii_uppercase
